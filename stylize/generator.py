@@ -1,0 +1,201 @@
+"""G(content, style, lambdas, strength): VGG features -> AdaIN + attention fusion -> FiLM-conditioned decoder."""
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .encoder import DOWNSAMPLE, TAP_CHANNELS, VGGEncoder, VggFeatures
+from .functional import mean_std, pad_to_multiple
+
+LAMBDA_NAMES = ("content", "style", "tv", "adv", "cycle")
+ATTENTION_QUERY_CHUNK = 4096  # bounds attention memory at high resolution
+
+
+@dataclass
+class ContentEncoding:
+    feats: VggFeatures  # padded to a multiple of 8
+    stats: list[tuple[torch.Tensor, torch.Tensor]]  # per tap: mean, std, each (B, C, 1, 1)
+    size: tuple[int, int]  # the image's own (H, W)
+
+
+@dataclass
+class StyleEncoding:
+    stats: list[tuple[torch.Tensor, torch.Tensor]]  # per tap: mean, std, each (B, C, 1, 1)
+    relu4_1: torch.Tensor  # (B, 512, h, w): keys and values of the attention
+
+
+def conv3x3(cin: int, cout: int) -> nn.Sequential:
+    # Reflect padding: zero padding leaves dots and dark seams along the borders.
+    return nn.Sequential(nn.ReflectionPad2d(1), nn.Conv2d(cin, cout, 3))
+
+
+class FiLMResBlock(nn.Module):
+    """x + conv(FiLM(relu(conv(x)))); FiLM parameters come from the lambda MLP."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.conv1 = conv3x3(channels, channels)
+        self.conv2 = conv3x3(channels, channels)
+        self.channels = channels
+
+    def forward(self, x: torch.Tensor, film: torch.Tensor) -> torch.Tensor:
+        scale, shift = film.unflatten(1, (2, self.channels)).unbind(1)  # (B, C) each
+        h = F.relu(self.conv1(x))
+        h = h * (1 + scale[:, :, None, None]) + shift[:, :, None, None]
+        return x + self.conv2(h)
+
+
+class StyleAttention(nn.Module):
+    """SANet-style attention: each content position gathers style features from where they match."""
+
+    def __init__(self, channels: int = 512, key_dim: int = 128, value_dim: int = 256):
+        super().__init__()
+        self.query = nn.Conv2d(channels, key_dim, 1)
+        self.key = nn.Conv2d(channels, key_dim, 1)
+        self.value = nn.Conv2d(channels, value_dim, 1)
+        self.out = nn.Conv2d(value_dim, channels, 1)
+        nn.init.zeros_(self.out.weight)  # starts as pure AdaIN; attention is learned on top
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, content_normalised: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+        b, _, h, w = content_normalised.shape
+        q = self.query(content_normalised).flatten(2).transpose(1, 2)  # (B, Lc, d)
+        k = self.key(_instance_normalise(style)).flatten(2).transpose(1, 2)  # (B, Ls, d)
+        v = self.value(style).flatten(2).transpose(1, 2)  # (B, Ls, dv)
+        chunks = [F.scaled_dot_product_attention(q_chunk, k, v) for q_chunk in q.split(ATTENTION_QUERY_CHUNK, dim=1)]
+        attended = torch.cat(chunks, dim=1).transpose(1, 2).reshape(b, -1, h, w)
+        return self.out(attended)
+
+
+def _instance_normalise(feat: torch.Tensor) -> torch.Tensor:
+    mean, std = mean_std(feat)
+    return (feat - mean) / std
+
+
+class Generator(nn.Module):
+    """Arbitrary-style generator conditioned on the five loss weights.
+
+    Keyword arguments are the architecture and are saved to config.json.
+    log_lambda_center / log_lambda_halfwidth map the trained lambda ranges to about [-1, 1]
+    before the FiLM MLP, so each slider spans the same input range.
+    """
+
+    def __init__(
+        self,
+        encoder: VGGEncoder,
+        *,
+        widths: tuple[int, ...] = (256, 128, 64, 32),
+        blocks: tuple[int, ...] = (2, 1, 1),
+        attention_key_dim: int = 128,
+        attention_value_dim: int = 256,
+        film_hidden: int = 128,
+        log_lambda_center: tuple[float, ...] = (0.0,) * len(LAMBDA_NAMES),
+        log_lambda_halfwidth: tuple[float, ...] = (1.0,) * len(LAMBDA_NAMES),
+    ):
+        super().__init__()
+        assert len(widths) == 4 and len(blocks) == 3, "widths per level 4..1, residual blocks per level 4..2"
+        self.encoder = encoder
+        self.config = dict(
+            widths=list(widths), blocks=list(blocks), attention_key_dim=attention_key_dim,
+            attention_value_dim=attention_value_dim, film_hidden=film_hidden,
+            log_lambda_center=list(log_lambda_center), log_lambda_halfwidth=list(log_lambda_halfwidth),
+        )
+        self.register_buffer("log_lambda_center", torch.tensor(log_lambda_center, dtype=torch.float32))
+        self.register_buffer("log_lambda_halfwidth", torch.tensor(log_lambda_halfwidth, dtype=torch.float32))
+        self.attention = StyleAttention(TAP_CHANNELS[3], attention_key_dim, attention_value_dim)
+
+        c1, c2, c3, c4 = TAP_CHANNELS
+        self.entry = nn.Conv2d(c4, widths[0], 1)
+        # A 1x1 conv of concat([x, skip]) written as two summed 1x1 convs: no full-size concat copy.
+        self.merge_up = nn.ModuleList([nn.Conv2d(w_in, w_out, 1) for w_in, w_out in zip(widths[:3], widths[1:])])
+        self.merge_skip = nn.ModuleList([nn.Conv2d(c, w, 1, bias=False) for c, w in zip((c3, c2, c1), widths[1:])])
+        self.levels = nn.ModuleList([
+            nn.ModuleList([FiLMResBlock(width) for _ in range(count)]) for width, count in zip(widths[:3], blocks)
+        ])
+        self.head = nn.Sequential(conv3x3(widths[3], widths[3]), nn.ReLU(), conv3x3(widths[3], 3))
+
+        film_sizes = [2 * block.channels for level in self.levels for block in level]
+        self.film_sizes = film_sizes
+        # YOTO: an MLP on log(lambda); outputs enter as 1 + 0.1 * out and 0.1 * out (near identity).
+        self.film_mlp = nn.Sequential(
+            nn.Linear(len(LAMBDA_NAMES), film_hidden), nn.LeakyReLU(0.2), nn.Linear(film_hidden, sum(film_sizes))
+        )
+
+    # --- encoding (cacheable) -------------------------------------------------------------
+    def encode_content(self, content: torch.Tensor) -> ContentEncoding:
+        padded, size = pad_to_multiple(content, DOWNSAMPLE)
+        feats = self.encoder(padded)
+        return ContentEncoding(feats, [mean_std(f) for f in feats], size)
+
+    def encode_style(self, style: torch.Tensor) -> StyleEncoding:
+        return self.style_encoding_from_feats(self.encoder(pad_to_multiple(style, DOWNSAMPLE)[0]))
+
+    @staticmethod
+    def style_encoding_from_feats(feats: VggFeatures) -> StyleEncoding:
+        return StyleEncoding([mean_std(f) for f in feats], feats.relu4_1)
+
+    # --- fusion + decoding (one slider move) ----------------------------------------------
+    def film_parameters(self, lambdas: torch.Tensor) -> list[torch.Tensor]:
+        """lambdas (B, 5), positive -> one (B, 2C) tensor per FiLM block."""
+        assert lambdas.dim() == 2 and lambdas.shape[1] == len(LAMBDA_NAMES), f"lambdas must be (B, {len(LAMBDA_NAMES)})"
+        z = (lambdas.float().clamp_min(1e-8).log() - self.log_lambda_center) / self.log_lambda_halfwidth
+        return list((0.1 * self.film_mlp(z)).split(self.film_sizes, dim=1))
+
+    def fuse(self, content: ContentEncoding, style: StyleEncoding, strength: torch.Tensor) -> list[torch.Tensor]:
+        """Per tap: strength * stylised + (1 - strength) * content features."""
+        alpha = strength.view(-1, 1, 1, 1)
+        fused = []
+        for (c_mean, c_std), (s_mean, s_std), feat in zip(content.stats, style.stats, content.feats):
+            # AdaIN and the strength blend folded into one multiply-add over the (large) feature map:
+            # alpha * ((f - mc) / sc * ss + ms) + (1 - alpha) * f = f * gain + bias
+            scale = s_std / c_std
+            gain = alpha * scale + (1 - alpha)
+            bias = alpha * (s_mean - c_mean * scale)
+            fused.append(torch.addcmul(bias, feat, gain))
+        c_mean, c_std = content.stats[3]
+        fused[3] = fused[3] + alpha * self.attention((content.feats.relu4_1 - c_mean) / c_std, style.relu4_1)
+        return fused
+
+    def decode(
+        self, content: ContentEncoding, style: StyleEncoding, lambdas: torch.Tensor, strength: float | torch.Tensor = 1.0
+    ) -> torch.Tensor:
+        batch = content.feats.relu4_1.shape[0]
+        feat4 = content.feats.relu4_1
+        strength = torch.as_tensor(strength, dtype=feat4.dtype, device=feat4.device).expand(batch)
+        f1, f2, f3, f4 = self.fuse(content, style, strength)
+        films = iter(self.film_parameters(lambdas))
+        x = self.entry(f4)
+        for blocks, merge_up, merge_skip, skip in zip(self.levels, self.merge_up, self.merge_skip, (f3, f2, f1)):
+            for block in blocks:
+                x = block(x, next(films).to(x.dtype))
+            # 1x1 conv commutes with nearest upsampling: project at low resolution, then upsample.
+            x = F.interpolate(merge_up(x), scale_factor=2, mode="nearest")
+            x = F.relu(x + merge_skip(skip))
+        h, w = content.size
+        return torch.sigmoid(self.head(x))[:, :, :h, :w]
+
+    def forward(self, content, style, lambdas, strength: float | torch.Tensor = 1.0) -> torch.Tensor:
+        """content (B,3,H,W), style (B,3,h,w) in [0,1]; lambdas (B,5) -> (B,3,H,W) in [0,1]."""
+        return self.decode(self.encode_content(content), self.encode_style(style), lambdas, strength)
+
+    # --- weights without the frozen encoder -----------------------------------------------
+    def trainable_state_dict(self) -> dict[str, torch.Tensor]:
+        return {k: v for k, v in self.state_dict().items() if not k.startswith("encoder.")}
+
+    def load_trainable_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        expected = set(self.trainable_state_dict())
+        missing, unexpected = expected - set(state), set(state) - expected
+        if missing or unexpected:
+            raise KeyError(f"generator weights do not match the architecture: missing {sorted(missing)[:5]}, unexpected {sorted(unexpected)[:5]}")
+        self.load_state_dict(state, strict=False)
+
+
+def log_lambda_normalisation(ranges: dict[str, tuple[float, float]]) -> dict[str, tuple[float, ...]]:
+    """Generator kwargs mapping each trained range [lo, hi] (log scale) to [-1, 1]."""
+    logs = [(math.log(ranges[n][0]), math.log(ranges[n][1])) for n in LAMBDA_NAMES]
+    return dict(
+        log_lambda_center=tuple((lo + hi) / 2 for lo, hi in logs),
+        log_lambda_halfwidth=tuple(max((hi - lo) / 2, 1e-3) for lo, hi in logs),
+    )

@@ -1,0 +1,28 @@
+from pathlib import Path
+
+import pytest
+import torch
+
+from stylize.discriminator import MultiScaleDiscriminator
+from stylize.encoder import VGGEncoder
+from stylize.generator import Generator
+
+REPO = Path(__file__).resolve().parents[1]
+VGG_PATH = REPO / "weights" / "vgg16_imagenet.safetensors"
+
+
+@pytest.fixture(scope="session")
+def encoder() -> VGGEncoder:
+    return VGGEncoder.from_file(VGG_PATH)
+
+
+@pytest.fixture
+def tiny_generator(encoder) -> Generator:
+    torch.manual_seed(0)
+    return Generator(encoder, widths=(32, 16, 16, 8), blocks=(1, 1, 1), attention_key_dim=16, attention_value_dim=16, film_hidden=16)
+
+
+@pytest.fixture
+def tiny_discriminator() -> MultiScaleDiscriminator:
+    torch.manual_seed(0)
+    return MultiScaleDiscriminator(scales=2, base_channels=8, layers=2)

@@ -1,0 +1,127 @@
+"""Foundation: functional maths, the embedded VGG, generator, discriminator and losses."""
+import pytest
+import torch
+
+from stylize import losses
+from stylize.encoder import TAP_CHANNELS
+from stylize.functional import adain, gram, mean_std, total_variation
+
+
+def test_gram_matches_hand_computation():
+    feat = torch.tensor([[[[1.0, 2.0], [3.0, 4.0]], [[0.0, 1.0], [-1.0, 2.0]]]])  # (1, 2, 2, 2)
+    # F = [[1, 2, 3, 4], [0, 1, -1, 2]], M = 4: F F^T / M
+    expected = torch.tensor([[30.0, 7.0], [7.0, 6.0]]) / 4
+    assert torch.allclose(gram(feat)[0], expected)
+
+
+def test_total_variation_known_values():
+    assert total_variation(torch.full((2, 3, 8, 8), 0.3)).abs().max() == 0
+    yy, xx = torch.meshgrid(torch.arange(8), torch.arange(8), indexing="ij")
+    checker = ((yy + xx) % 2).float().expand(1, 3, 8, 8)
+    # every horizontal and vertical neighbour differs by exactly 1: mean |dx| + mean |dy| = 2
+    assert torch.allclose(total_variation(checker), torch.tensor([2.0]))
+
+
+def test_adain_gives_style_statistics():
+    torch.manual_seed(0)
+    content, style = torch.randn(2, 4, 9, 7) * 3 + 1, torch.randn(2, 4, 5, 6) * 0.5 - 2
+    s_mean, s_std = mean_std(style)
+    out_mean, out_std = mean_std(adain(content, s_mean, s_std))
+    assert torch.allclose(out_mean, s_mean, atol=1e-4) and torch.allclose(out_std, s_std, atol=1e-3)
+
+
+def test_vgg_weights_are_imagenet(encoder):
+    bias = encoder.convs["conv1_1"].bias[:4]
+    assert torch.allclose(bias, torch.tensor([0.7343, 0.0934, 0.0678, 0.8863]), atol=1e-3)
+    ramp = torch.linspace(0, 1, 3 * 32 * 32).reshape(1, 3, 32, 32)
+    with torch.no_grad():
+        feats = encoder(ramp)
+    checksums = [round(f.double().sum().item(), 0) for f in feats]
+    # taps are normalised to a mean near 1 on photos: on this ramp every tap is O(1)
+    assert all(0.05 < f.mean().item() < 5 for f in feats), [f.mean().item() for f in feats]
+    assert [f.shape[1] for f in feats] == list(TAP_CHANNELS)
+    # measured once from weights/vgg16_imagenet.safetensors as converted by scripts/convert_vgg16.py
+    assert checksums == pytest.approx([143504.0, 40083.0, 24325.0, 13373.0], rel=2e-3), checksums
+
+
+def test_vgg_is_frozen(encoder):
+    assert not any(p.requires_grad for p in encoder.parameters())
+    encoder.train()
+    assert not encoder.training
+
+
+@pytest.mark.parametrize("size", [(203, 317), (64, 65), (131, 97)])
+def test_generator_output_size_matches_input(tiny_generator, size):
+    content, style = torch.rand(1, 3, *size), torch.rand(1, 3, 120, 90)
+    out = tiny_generator(content, style, torch.ones(1, 5))
+    assert out.shape == (1, 3, *size)
+    assert out.min() >= 0 and out.max() <= 1
+
+
+def test_different_lambdas_give_different_outputs(tiny_generator):
+    content, style = torch.rand(1, 3, 64, 64), torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        a = tiny_generator(content, style, torch.tensor([[1.0, 1.0, 0.1, 0.1, 1.0]]))
+        b = tiny_generator(content, style, torch.tensor([[10.0, 0.1, 1.0, 1.0, 0.1]]))
+    assert (a - b).abs().max() > 1e-5
+
+
+def test_strength_blends_features(tiny_generator):
+    content, style = torch.rand(1, 3, 64, 64), torch.rand(1, 3, 64, 64)
+    c_enc, s_enc = tiny_generator.encode_content(content), tiny_generator.encode_style(style)
+    with torch.no_grad():
+        tiny_generator.attention.out.weight.normal_()  # a live attention branch must blend too
+        zero = tiny_generator.fuse(c_enc, s_enc, torch.zeros(1))
+        half = tiny_generator.fuse(c_enc, s_enc, torch.full((1,), 0.5))
+        full = tiny_generator.fuse(c_enc, s_enc, torch.ones(1))
+    for feat, z, h, f, (s_mean, s_std) in zip(c_enc.feats, zero, half, full, s_enc.stats):
+        assert torch.allclose(z, feat, atol=1e-5)  # strength 0: the content's own features
+        assert torch.allclose(h, (feat + f) / 2, atol=1e-4)
+    assert torch.allclose(full[0], adain(c_enc.feats[0], *s_enc.stats[0]), atol=1e-4)
+
+
+def test_gradients_reach_every_trainable_parameter_and_not_vgg(tiny_generator):
+    content, style = torch.rand(2, 3, 64, 64), torch.rand(2, 3, 64, 64)
+    lambdas = torch.tensor([[1.0, 2.0, 0.1, 0.1, 1.0], [0.5, 5.0, 0.2, 0.3, 2.0]])
+    with torch.no_grad():
+        tiny_generator.attention.out.weight.normal_(std=0.1)  # zero-init would block q/k/v gradients
+    out = tiny_generator(content, style, lambdas)
+    out.mean().backward()
+    for name, p in tiny_generator.named_parameters():
+        if name.startswith("encoder."):
+            assert p.grad is None, name
+        else:
+            assert p.grad is not None and p.grad.abs().sum() > 0, name
+
+
+def test_discriminator_returns_patch_logits_per_scale(tiny_discriminator):
+    logits = tiny_discriminator(torch.rand(3, 3, 64, 64))
+    assert [tuple(l.shape) for l in logits] == [(3, 1, 16, 16), (3, 1, 8, 8)]
+
+
+def test_losses_zero_for_identical_inputs_positive_otherwise(encoder):
+    torch.manual_seed(0)
+    a, b = torch.rand(2, 3, 64, 64), torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        fa, fb = encoder(a), encoder(b)
+    assert torch.allclose(losses.content_loss(fa, fa), torch.zeros(2))
+    assert torch.allclose(losses.style_loss(fa, losses.style_grams(fa)), torch.zeros(2))
+    assert (losses.content_loss(fa, fb) > 0).all()
+    assert (losses.style_loss(fa, losses.style_grams(fb)) > 0).all()
+    assert losses.content_loss(fa, fb).shape == (2,)
+    assert torch.allclose(losses.cycle_loss(a, a), torch.zeros(2)) and (losses.cycle_loss(a, b) > 0).all()
+
+
+def test_hinge_losses_per_example():
+    real = [torch.full((2, 1, 4, 4), 2.0)]
+    fake = [torch.tensor([-2.0, 0.0]).view(2, 1, 1, 1).expand(2, 1, 4, 4)]
+    d_loss = losses.discriminator_hinge_loss(real, fake)
+    assert torch.allclose(d_loss, torch.tensor([0.0, 1.0]))  # margin met, then 1 + 0
+    assert torch.allclose(losses.generator_adversarial_loss(fake), torch.tensor([2.0, 0.0]))
+
+
+def test_weighted_objective_uses_each_examples_lambdas():
+    terms = {"content": torch.tensor([1.0, 1.0]), "style": torch.tensor([2.0, 2.0])}
+    lambdas = torch.tensor([[1.0, 0.0, 0, 0, 0], [0.0, 1.0, 0, 0, 0]]) + 1e-9
+    out = losses.weighted_objective(terms, lambdas, {"content": 1.0, "style": 4.0})
+    assert torch.allclose(out, torch.tensor([1.0, 0.5]), atol=1e-6)
