@@ -23,8 +23,9 @@ def gram(feat: torch.Tensor) -> torch.Tensor:
     style loss with its 1 / (N^2 M^2) normalisation (the constant 1/4 dropped).
     """
     b, n, h, w = feat.shape
-    flat = feat.float().reshape(b, n, h * w)
-    return flat @ flat.transpose(1, 2) / (h * w)
+    with torch.autocast(feat.device.type, enabled=False):  # sums of H*W products: bf16 is too coarse
+        flat = feat.float().reshape(b, n, h * w)
+        return flat @ flat.transpose(1, 2) / (h * w)
 
 
 def total_variation(image: torch.Tensor) -> torch.Tensor:

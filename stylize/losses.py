@@ -45,7 +45,8 @@ def generator_adversarial_loss(fake_logits: list[torch.Tensor]) -> torch.Tensor:
 
 
 def discriminator_hinge_loss(real_logits: list[torch.Tensor], fake_logits: list[torch.Tensor]) -> torch.Tensor:
-    return _patch_mean(real_logits, lambda l: F.relu(1 - l)) + _patch_mean(fake_logits, lambda l: F.relu(1 + l))
+    """Scalar: real and fake batches may differ in size (reconstruction examples are not shown to D)."""
+    return _patch_mean(real_logits, lambda l: F.relu(1 - l)).mean() + _patch_mean(fake_logits, lambda l: F.relu(1 + l)).mean()
 
 
 def weighted_objective(terms: dict[str, torch.Tensor], lambdas: torch.Tensor, normalisers: dict[str, float]) -> torch.Tensor:

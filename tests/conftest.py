@@ -26,3 +26,27 @@ def tiny_generator(encoder) -> Generator:
 def tiny_discriminator() -> MultiScaleDiscriminator:
     torch.manual_seed(0)
     return MultiScaleDiscriminator(scales=2, base_channels=8, layers=2)
+
+
+def tiny_model_config() -> dict:
+    from train.train import LAMBDA_DEFAULTS, LAMBDA_NAMES, LAMBDA_RANGES
+
+    return {
+        "format": "stylize",
+        "lambdas": {
+            "names": list(LAMBDA_NAMES),
+            "defaults": dict(LAMBDA_DEFAULTS),
+            "ranges": {k: list(v) for k, v in LAMBDA_RANGES.items()},
+            "normalisers": {n: 1.0 for n in LAMBDA_NAMES},
+        },
+        "style_max_side": 128,
+    }
+
+
+@pytest.fixture
+def tiny_model_dir(tmp_path, tiny_generator, tiny_discriminator) -> Path:
+    from stylize.checkpoint import save_model_folder
+
+    folder = tmp_path / "model"
+    save_model_folder(folder, tiny_generator, tiny_discriminator, tiny_model_config())
+    return folder

@@ -116,7 +116,8 @@ def test_hinge_losses_per_example():
     real = [torch.full((2, 1, 4, 4), 2.0)]
     fake = [torch.tensor([-2.0, 0.0]).view(2, 1, 1, 1).expand(2, 1, 4, 4)]
     d_loss = losses.discriminator_hinge_loss(real, fake)
-    assert torch.allclose(d_loss, torch.tensor([0.0, 1.0]))  # margin met, then 1 + 0
+    assert torch.allclose(d_loss, torch.tensor(0.5))  # real: margin met (0); fake: mean of 0 and 1
+    assert torch.allclose(losses.discriminator_hinge_loss(real[:1], [f[:1] for f in fake]), torch.tensor(0.0))
     assert torch.allclose(losses.generator_adversarial_loss(fake), torch.tensor([2.0, 0.0]))
 
 

@@ -1,0 +1,48 @@
+"""Copy image folders with the short side reduced to --side px (JPEG), leaving out held-out files.
+
+Used to carry the training set to a lent GPU machine (64 MiB limit) and to speed up loading:
+    python scripts/shrink_dataset.py ../shared/data .gpu/data --side 296 --holdout bench/holdout.txt
+"""
+import argparse
+import sys
+from pathlib import Path
+
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from stylize.images import ImageInputError, load_image  # noqa: E402
+from train.data import list_images  # noqa: E402
+from train.train import read_name_list  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("src", type=Path, help="folder holding content/ and style/")
+    parser.add_argument("dst", type=Path)
+    parser.add_argument("--side", type=int, default=296, help="short side after resizing (default %(default)s)")
+    parser.add_argument("--quality", type=int, default=88, help="JPEG quality (default %(default)s)")
+    parser.add_argument("--holdout", type=Path, help="file names to leave out, one per line")
+    args = parser.parse_args()
+    exclude = read_name_list(args.holdout) if args.holdout else set()
+    for sub in ("content", "style"):
+        out_dir = args.dst / sub
+        out_dir.mkdir(parents=True, exist_ok=True)
+        kept = 0
+        for path in list_images(args.src / sub):
+            if path.name in exclude:
+                continue
+            try:
+                image = load_image(path, path.name)
+            except ImageInputError as err:
+                print("skip", err)
+                continue
+            scale = args.side / min(image.size)
+            if scale < 1:
+                image = image.resize((round(image.width * scale), round(image.height * scale)), Image.LANCZOS)
+            image.save(out_dir / (path.stem + ".jpg"), quality=args.quality)
+            kept += 1
+        print(sub, kept)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,102 @@
+"""The inference folder: config.json + generator/discriminator/VGG safetensors, written atomically."""
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from .discriminator import MultiScaleDiscriminator
+from .encoder import VGGEncoder
+from .generator import Generator
+
+CONFIG_FILE = "config.json"
+GENERATOR_FILE = "generator.safetensors"
+DISCRIMINATOR_FILE = "discriminator.safetensors"
+VGG_FILE = "vgg16_imagenet.safetensors"
+EMBEDDED_DIR = Path(__file__).resolve().parents[1] / "weights"
+
+
+class CheckpointError(RuntimeError):
+    """A model folder is missing, incomplete or corrupt; the message names the file."""
+
+
+def atomic_write(path: Path, write) -> None:
+    """write(tmp_path) then rename over `path`: a crash at any moment leaves the old file intact."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; checkpoints are meant to be shared
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _save_half(state: dict[str, torch.Tensor], path: Path) -> None:
+    # fp16 halves the download; inference upcasts on load. Resume state keeps fp32 elsewhere.
+    tensors = {k: (v.half() if v.is_floating_point() else v).contiguous().cpu() for k, v in state.items()}
+    atomic_write(path, lambda tmp: save_file(tensors, str(tmp)))
+
+
+def save_model_folder(folder: Path, generator: Generator, discriminator: MultiScaleDiscriminator | None, config: dict) -> None:
+    """Weights first, config.json last: a reader never sees a config newer than its weights."""
+    folder = Path(folder)
+    _save_half(generator.trainable_state_dict(), folder / GENERATOR_FILE)
+    if discriminator is not None:
+        _save_half(discriminator.state_dict(), folder / DISCRIMINATOR_FILE)
+    vgg_target = folder / VGG_FILE
+    if not vgg_target.exists():
+        atomic_write(vgg_target, lambda tmp: shutil.copyfile(EMBEDDED_DIR / VGG_FILE, tmp))
+    config = {**config, "generator": generator.config, "discriminator": discriminator.config if discriminator is not None else None}
+    atomic_write(folder / CONFIG_FILE, lambda tmp: tmp.write_text(json.dumps(config, indent=2) + "\n"))
+
+
+def read_config(folder: Path) -> dict:
+    path = Path(folder) / CONFIG_FILE
+    if not path.is_file():
+        raise CheckpointError(f"model config not found: {path}")
+    try:
+        config = json.loads(path.read_text())
+        config["lambdas"]["names"], config["generator"]
+    except (json.JSONDecodeError, KeyError, TypeError) as err:
+        raise CheckpointError(f"model config is not a Stylize config ({err.__class__.__name__}: {err}): {path}") from None
+    return config
+
+
+def _load_tensors(path: Path) -> dict[str, torch.Tensor]:
+    if not path.is_file():
+        raise CheckpointError(f"weights file not found: {path}")
+    try:
+        return {k: v.float() for k, v in load_file(str(path)).items()}
+    except (SafetensorError, OSError, ValueError) as err:
+        raise CheckpointError(f"weights file is corrupt ({err}): {path}") from None
+
+
+def load_model_folder(folder: Path) -> tuple[Generator, MultiScaleDiscriminator | None, dict]:
+    folder = Path(folder)
+    config = read_config(folder)
+    vgg_path = folder / VGG_FILE if (folder / VGG_FILE).exists() else EMBEDDED_DIR / VGG_FILE
+    try:
+        encoder = VGGEncoder.from_file(vgg_path)
+    except (SafetensorError, OSError, KeyError, RuntimeError) as err:
+        raise CheckpointError(f"VGG weights unusable ({err}): {vgg_path}") from None
+    generator = Generator(encoder, **config["generator"])
+    try:
+        generator.load_trainable_state_dict(_load_tensors(folder / GENERATOR_FILE))
+    except (KeyError, RuntimeError) as err:
+        raise CheckpointError(f"{err}: {folder / GENERATOR_FILE}") from None
+    discriminator = None
+    if config.get("discriminator") and (folder / DISCRIMINATOR_FILE).exists():
+        discriminator = MultiScaleDiscriminator(**config["discriminator"])
+        try:
+            discriminator.load_state_dict(_load_tensors(folder / DISCRIMINATOR_FILE), strict=True)
+        except RuntimeError as err:
+            raise CheckpointError(f"discriminator weights do not match ({err}): {folder / DISCRIMINATOR_FILE}") from None
+    return generator.eval(), (discriminator.eval() if discriminator is not None else None), config

@@ -1,0 +1,54 @@
+"""python -m stylize CONTENT STYLE -o OUT [flags]"""
+import argparse
+import sys
+import time
+import warnings
+from pathlib import Path
+
+from .generator import LAMBDA_NAMES
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m stylize", description="Stylise a photo with any painting.")
+    parser.add_argument("content", type=Path, help="content photo")
+    parser.add_argument("style", type=Path, help="style image (any painting)")
+    parser.add_argument("-o", "--output", type=Path, required=True, help="output image path (PNG or JPEG by suffix)")
+    parser.add_argument("--max-side", type=int, default=1024, help="the content is downscaled to this long side (default %(default)s)")
+    for name in LAMBDA_NAMES:
+        parser.add_argument(f"--lambda-{name}", type=float, default=None,
+                            help=f"{name} loss weight (default: the checkpoint's; clamped to its trained range)")
+    parser.add_argument("--strength", type=float, default=1.0, help="style strength in [0, 1]; 0 reproduces the content (default %(default)s)")
+    parser.add_argument("--preserve-color", action="store_true", help="keep the content's colours (luminance-only transfer)")
+    parser.add_argument("--refine", type=int, default=0, metavar="N", help="optimise the output for N steps with exactly these lambdas (default 0)")
+    parser.add_argument("--model", default=None, help="model folder or Hub repo id (default: the embedded weights/)")
+    parser.add_argument("--device", default="auto", help="auto | cpu | cuda | mps (default %(default)s)")
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    from .checkpoint import CheckpointError
+    from .images import ImageInputError
+    from .pipeline import Stylizer
+
+    started = time.perf_counter()
+    lambdas = {n: getattr(args, f"lambda_{n}") for n in LAMBDA_NAMES if getattr(args, f"lambda_{n}") is not None}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # clamping is reported on stderr below instead
+            stylizer = Stylizer.from_pretrained(args.model, device=args.device)
+        for name, value in lambdas.items():
+            lo, hi = stylizer.lambda_ranges[name]
+            if not lo <= value <= hi:
+                print(f"note: --lambda-{name} {value:g} clamped to the trained range [{lo:g}, {hi:g}]", file=sys.stderr)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            image = stylizer(args.content, args.style, lambdas=lambdas, strength=args.strength,
+                             preserve_color=args.preserve_color, max_side=args.max_side, refine_steps=args.refine)
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        image.save(args.output)
+    except (ImageInputError, CheckpointError, ValueError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    print(f"{args.output}  ({image.width}x{image.height}, {time.perf_counter() - started:.2f} s on {stylizer.device})")
+    return 0

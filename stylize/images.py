@@ -1,0 +1,93 @@
+"""Any image in: decode, validate and normalise user images to RGB, with one dedicated error type."""
+import io
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+MAX_PIXELS = 64_000_000  # decoded size refused above this (decompression bombs)
+MIN_SIDE = 64  # smaller images are upscaled to this short side: VGG's relu4_1 needs 8 px
+MAX_ASPECT = 20
+
+
+class ImageInputError(ValueError):
+    """The input is not a usable image; the message says why in one line."""
+
+
+def load_image(source, name: str = "image") -> Image.Image:
+    """Path, bytes, file object, numpy array or PIL image -> RGB PIL image, orientation applied."""
+    if isinstance(source, Image.Image):
+        image = source
+    elif isinstance(source, np.ndarray):
+        image = Image.fromarray(source)
+    else:
+        if isinstance(source, (str, Path)):
+            path = Path(source)
+            if not path.is_file():
+                raise ImageInputError(f"{name}: file not found: {path}")
+            source = path.read_bytes()
+        if isinstance(source, (bytes, bytearray)):
+            source = io.BytesIO(source)
+        image = _open(source, name)
+    return _to_rgb(image, name)
+
+
+def _open(stream, name: str) -> Image.Image:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(stream)
+            if image.width * image.height > MAX_PIXELS:
+                raise ImageInputError(f"{name}: {image.width}x{image.height} is too large to decode (limit {MAX_PIXELS // 1_000_000} megapixels)")
+            image.load()
+    except ImageInputError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+        raise ImageInputError(f"{name}: refused as a decompression bomb ({err})") from None
+    except UnidentifiedImageError:
+        raise ImageInputError(f"{name}: not an image file (or a format Pillow cannot read)") from None
+    except (OSError, SyntaxError, ValueError) as err:
+        raise ImageInputError(f"{name}: broken or truncated image file ({err})") from None
+    return image
+
+
+def _to_rgb(image: Image.Image, name: str) -> Image.Image:
+    if image.width < 1 or image.height < 1:
+        raise ImageInputError(f"{name}: empty image")
+    if max(image.size) / min(image.size) > MAX_ASPECT:
+        raise ImageInputError(f"{name}: aspect ratio {image.width}x{image.height} is beyond 1:{MAX_ASPECT}")
+    image = ImageOps.exif_transpose(image)
+    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        array = np.asarray(image, dtype=np.float64)
+        peak = 1.0 if image.mode == "F" and array.max() <= 1.0 else (255.0 if array.max() <= 255 else 65535.0)
+        image = Image.fromarray((np.clip(array / peak, 0, 1) * 255).round().astype(np.uint8), "L")
+    if image.mode == "P":
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(background, rgba)
+    return image.convert("RGB")
+
+
+def fit_size(image: Image.Image, max_side: int) -> Image.Image:
+    """Downscale so the long side is at most max_side; upscale if the short side is under MIN_SIDE."""
+    w, h = image.size
+    scale = min(1.0, max_side / max(w, h))
+    scale = max(scale, MIN_SIDE / min(w, h))
+    if scale != 1.0:
+        image = image.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.LANCZOS if scale < 1 else Image.BICUBIC)
+    return image
+
+
+def to_tensor(image: Image.Image) -> torch.Tensor:
+    """RGB PIL -> (1, 3, H, W) float32 in [0, 1]."""
+    return torch.from_numpy(np.asarray(image, dtype=np.uint8).copy()).permute(2, 0, 1)[None].float() / 255.0
+
+
+def to_pil(tensor: torch.Tensor) -> Image.Image:
+    """(1, 3, H, W) or (3, H, W) in [0, 1] -> RGB PIL."""
+    array = tensor.detach().float().clamp(0, 1).squeeze(0).permute(1, 2, 0).mul(255).round().byte().cpu().numpy()
+    return Image.fromarray(array, "RGB")

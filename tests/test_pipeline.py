@@ -1,0 +1,175 @@
+"""Inference pipeline: any image in, sizes, caching, colour preservation, refine, errors, CLI."""
+import io
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from stylize.checkpoint import CheckpointError
+from stylize.images import ImageInputError, load_image
+from stylize.pipeline import Stylizer
+
+from .conftest import REPO
+
+
+def photo(w=96, h=80, seed=0) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w]
+    base = np.stack([xx / w, yy / h, (xx + yy) / (w + h)], -1) * 200 + rng.random((h, w, 3)) * 55
+    return Image.fromarray(base.astype(np.uint8))
+
+
+@pytest.fixture
+def stylizer(tiny_model_dir) -> Stylizer:
+    return Stylizer.from_pretrained(tiny_model_dir, device="cpu")
+
+
+def test_output_size_equals_scaled_content_size(stylizer):
+    out = stylizer(photo(203, 117), photo(50, 70, 1))
+    assert out.size == (203, 117)
+    out = stylizer(photo(300, 150), photo(64, 64, 1), max_side=128)
+    assert out.size == (128, 64)
+
+
+def test_small_images_are_upscaled_to_64(stylizer):
+    assert stylizer(photo(40, 20), photo(10, 10)).size == (128, 64)
+
+
+@pytest.mark.parametrize("mode", ["RGBA", "P", "L", "CMYK", "I;16", "LA", "1"])
+def test_odd_modes_are_converted(stylizer, mode):
+    base = photo()
+    if mode == "I;16":
+        image = Image.fromarray((np.asarray(base.convert("L"), dtype=np.uint16) * 257))
+        assert image.mode == "I;16"
+        assert np.asarray(load_image(image)).max() > 200  # scaled from 16 bits, not clipped to white
+    else:
+        image = base.convert(mode)
+    assert stylizer(image, photo(seed=2)).size == base.size
+
+
+def test_rgba_is_composited_on_white():
+    transparent = Image.new("RGBA", (70, 70), (255, 0, 0, 0))
+    assert np.asarray(load_image(transparent)).min() == 255
+
+
+def test_exif_orientation_is_applied(stylizer):
+    image = photo(120, 64)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees on display
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", exif=exif)
+    assert load_image(buffer.getvalue()).size == (64, 120)
+    assert stylizer(buffer.getvalue(), photo()).size == (64, 120)
+
+
+def jpeg_bytes(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG")
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("payload,words", [
+    (jpeg_bytes(photo())[:400], "truncated"),
+    (bytes(np.random.default_rng(0).integers(0, 256, 5000, dtype=np.uint8)), "not an image"),
+])
+def test_bad_bytes_raise_dedicated_error(stylizer, payload, words):
+    with pytest.raises(ImageInputError, match=words):
+        stylizer(payload, photo())
+
+
+def test_decompression_bomb_is_refused(stylizer):
+    buffer = io.BytesIO()
+    Image.new("L", (12000, 12000)).save(buffer, format="PNG")  # compresses to ~150 kB
+    with pytest.raises(ImageInputError, match="too large|bomb"):
+        stylizer(buffer.getvalue(), photo())
+
+
+def test_missing_file_raises_dedicated_error(stylizer, tmp_path):
+    with pytest.raises(ImageInputError, match="not found"):
+        stylizer(tmp_path / "nope.jpg", photo())
+
+
+def test_preserve_color_keeps_content_chroma(stylizer):
+    from stylize.functional import rgb_to_yuv
+    from stylize.images import to_tensor
+
+    content, style = photo(), Image.new("RGB", (64, 64), (20, 200, 30))
+    kept = rgb_to_yuv(to_tensor(stylizer(content, style, preserve_color=True)))
+    plain = rgb_to_yuv(to_tensor(stylizer(content, style)))
+    target = rgb_to_yuv(to_tensor(content))
+    kept_err = (kept[:, 1:] - target[:, 1:]).abs().mean().item()
+    plain_err = (plain[:, 1:] - target[:, 1:]).abs().mean().item()
+    print(f"chroma error vs content: preserve_color {kept_err:.4f}, plain {plain_err:.4f}")
+    assert kept_err < 0.02 and kept_err < plain_err
+
+
+def test_lambda_change_reuses_cached_encodings(stylizer):
+    content, style = photo(256, 256), photo(128, 128, 3)
+    t0 = time.perf_counter()
+    first = stylizer(content, style)
+    t1 = time.perf_counter()
+    calls = stylizer.encoder_calls
+    second = stylizer(content, style, lambdas={"style": 20.0})
+    t2 = time.perf_counter()
+    print(f"first call {t1 - t0:.3f} s, lambda change {t2 - t1:.3f} s")
+    assert stylizer.encoder_calls == calls == 2  # one content + one style encoding, then none
+    assert np.asarray(first).shape == np.asarray(second).shape
+
+
+def test_out_of_range_lambda_is_clamped_with_warning(stylizer):
+    with pytest.warns(UserWarning, match="outside the trained range"):
+        lam = stylizer.resolve_lambdas({"style": 1e6})
+    assert lam[0, 1].item() == stylizer.lambda_ranges["style"][1]
+    with pytest.raises(ValueError, match="unknown lambda"):
+        stylizer.resolve_lambdas({"colour": 1.0})
+
+
+def test_refine_changes_the_image_and_lowers_its_objective(stylizer):
+    from stylize import losses
+    from stylize.images import to_tensor
+
+    content, style = photo(64, 64), photo(64, 64, 7)
+    plain = stylizer(content, style)
+    refined = stylizer(content, style, refine_steps=5, seed=0, lambdas={"style": 30.0})
+    enc = stylizer.generator.encoder
+    with torch.no_grad():
+        grams = losses.style_grams(enc(to_tensor(style)))
+        style_plain = losses.style_loss(enc(to_tensor(plain)), grams).item()
+        style_refined = losses.style_loss(enc(to_tensor(refined)), grams).item()
+    assert style_refined < style_plain
+
+
+def test_broken_checkpoint_names_the_file(tiny_model_dir):
+    (tiny_model_dir / "generator.safetensors").write_bytes(b"\x00" * 100)
+    with pytest.raises(CheckpointError, match="generator.safetensors"):
+        Stylizer.from_pretrained(tiny_model_dir, device="cpu")
+
+
+def test_missing_checkpoint_names_the_file(tmp_path):
+    (tmp_path / "m").mkdir()
+    with pytest.raises(CheckpointError, match="config.json"):
+        Stylizer.from_pretrained(tmp_path / "m", device="cpu")
+    (tmp_path / "m" / "config.json").write_text("{not json")
+    with pytest.raises(CheckpointError, match="config.json"):
+        Stylizer.from_pretrained(tmp_path / "m", device="cpu")
+
+
+def test_cli_end_to_end_and_error_path(tiny_model_dir, tmp_path):
+    content, style, out = tmp_path / "c.png", tmp_path / "s.jpg", tmp_path / "out" / "o.png"
+    photo(200, 100).save(content)
+    photo(60, 60, 3).save(style)
+    cmd = [sys.executable, "-m", "stylize", str(content), str(style), "-o", str(out), "--model", str(tiny_model_dir),
+           "--lambda-style", "5", "--strength", "0.7", "--preserve-color", "--device", "cpu", "--max-side", "160"]
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    assert str(out) in done.stdout and " s" in done.stdout
+    with Image.open(out) as written:
+        assert written.size == (160, 80)
+    (tmp_path / "bad.jpg").write_bytes(b"garbage")
+    bad = subprocess.run([*cmd[:3], str(tmp_path / "bad.jpg"), *cmd[4:]], capture_output=True, text=True, cwd=REPO)
+    assert bad.returncode != 0
+    assert len(bad.stderr.strip().splitlines()) == 1 and "content" in bad.stderr and "Traceback" not in bad.stderr

@@ -1,0 +1,91 @@
+"""Image folders -> in-memory banks of decoded images -> random crops, deterministic per (seed, step, rank)."""
+import functools
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from stylize.images import ImageInputError, load_image
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
+log = logging.getLogger("stylize.train")
+
+
+def list_images(folder: Path) -> list[Path]:
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"image folder not found: {folder}")
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
+@dataclass
+class ImageBank:
+    """Every image decoded once and kept in RAM as uint8 (C, H, W), short side resized to `side`.
+
+    Training then never re-reads or re-decodes a file: a step costs a crop and a copy.
+    """
+
+    images: list[torch.Tensor]
+    paths: list[Path]
+    skipped: list[Path]
+
+    @classmethod
+    def from_folder(cls, folder: Path, side: int, exclude: set[str] = frozenset()) -> "ImageBank":
+        images, paths, skipped = [], [], []
+        for path in list_images(folder):
+            if path.name in exclude:
+                continue
+            try:
+                image = load_image(path, path.name)
+            except ImageInputError:
+                skipped.append(path)
+                continue
+            scale = side / min(image.size)
+            image = image.resize((max(side, round(image.width * scale)), max(side, round(image.height * scale))), Image.BICUBIC)
+            images.append(torch.from_numpy(np.asarray(image).copy()).permute(2, 0, 1))
+            paths.append(path)
+        if skipped:
+            log.warning("skipped %d unreadable image(s) in %s, e.g. %s", len(skipped), folder, skipped[0].name)
+        if not images:
+            raise ValueError(f"no readable images in {folder}")
+        return cls(images, paths, skipped)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def batch(self, indices: list[int], size: int, gen: torch.Generator) -> torch.Tensor:
+        """Random size x size crops with random horizontal flips -> (B, 3, size, size) float in [0, 1]."""
+        crops = []
+        for i in indices:
+            image = self.images[i]
+            _, h, w = image.shape
+            top = int(torch.randint(0, h - size + 1, (1,), generator=gen))
+            left = int(torch.randint(0, w - size + 1, (1,), generator=gen))
+            crop = image[:, top : top + size, left : left + size]
+            if torch.rand(1, generator=gen).item() < 0.5:
+                crop = crop.flip(-1)
+            crops.append(crop)
+        return torch.stack(crops).float().div_(255.0)
+
+
+def shard_indices(n: int, step: int, batch_size: int, rank: int, world_size: int, seed: int) -> list[int]:
+    """This rank's slice of the global batch at `step`: epochs of a seeded permutation, no repeats across ranks.
+
+    A pure function of (step, rank): resuming at step k draws exactly what an unbroken run would.
+    """
+    global_batch = batch_size * world_size
+    start = step * global_batch + rank * batch_size
+    out = []
+    for position in range(start, start + batch_size):
+        epoch, offset = divmod(position, n)
+        out.append(_epoch_permutation(n, seed, epoch)[offset])
+    return out
+
+
+@functools.lru_cache(maxsize=4)
+def _epoch_permutation(n: int, seed: int, epoch: int) -> list[int]:
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch)).tolist()

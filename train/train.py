@@ -1,0 +1,459 @@
+"""Train the lambda-conditioned style-transfer GAN.
+
+    python train/train.py --content-dir ../shared/data/content --style-dir ../shared/data/style --out runs/a
+    torchrun --nproc_per_node 4 train/train.py ...        # or: accelerate launch train/train.py ...
+
+One loop, top to bottom: draw a batch (crops, per-example lambdas) -> G forward -> D hinge loss and
+G's lambda-weighted objective, both backward -> all-reduce gradients (multi-process) -> optimiser
+steps -> log / sample / checkpoint. Every random draw is a pure function of (seed, step, example
+position), so a resumed run and a multi-process run see exactly what an unbroken 1-process run sees.
+"""
+import argparse
+import copy
+import csv
+import logging
+import math
+import os
+import sys
+import time
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python train/train.py` from a checkout
+
+from stylize import losses  # noqa: E402
+from stylize.checkpoint import CheckpointError, atomic_write, load_model_folder, save_model_folder  # noqa: E402
+from stylize.discriminator import MultiScaleDiscriminator  # noqa: E402
+from stylize.encoder import VGGEncoder  # noqa: E402
+from stylize.checkpoint import EMBEDDED_DIR, VGG_FILE  # noqa: E402
+from stylize.generator import LAMBDA_NAMES, Generator, log_lambda_normalisation  # noqa: E402
+from stylize.hub import HubUploader, model_card  # noqa: E402
+from stylize.pipeline import Stylizer, pick_device  # noqa: E402
+from train.data import ImageBank, shard_indices  # noqa: E402
+
+log = logging.getLogger("stylize.train")
+
+# Loss weights: defaults and the log-uniform ranges sampled per example. These become the sliders.
+LAMBDA_DEFAULTS = {"content": 1.0, "style": 3.0, "tv": 0.1, "adv": 0.1, "cycle": 0.5}
+LAMBDA_RANGES = {"content": (0.1, 10.0), "style": (0.3, 30.0), "tv": (0.01, 1.0), "adv": (0.001, 1.0), "cycle": (0.001, 5.0)}
+# Hinge logits of a spectrally normalised D are O(1) by construction and their mean hovers near 0,
+# so a running average would be a poor scale: the adversarial term keeps a fixed normaliser of 1.
+FIXED_NORMALISERS = {"adv": 1.0}
+
+
+@dataclass
+class TrainConfig:
+    content_dir: str = ""  # folder of photos (searched recursively)
+    style_dir: str = ""  # folder of paintings (searched recursively)
+    out: str = "runs/stylize"  # output: model/ (inference folder), resume.pt, log.csv, samples/
+    size: int = 256  # square crop side in pixels
+    batch_size: int = 8  # per process, per accumulation step
+    grad_accum: int = 1  # micro-batches per optimiser step
+    iters: int = 20_000  # optimiser steps in total (a resumed run continues to this)
+    max_minutes: float = 0.0  # wall-clock budget; at the first step past it, save and stop (0: none)
+    lr: float = 2e-4  # Adam learning rate of the generator
+    lr_d: float = 2e-4  # Adam learning rate of the discriminator
+    device: str = "auto"  # auto | cpu | cuda
+    amp: bool = False  # bf16 autocast (meant for CUDA)
+    seed: int = 0
+    sample_every: int = 500
+    save_every: int = 1000
+    log_every: int = 10
+    resume: bool = False  # continue from OUT/resume.pt
+    init_from: str = ""  # start from an inference folder (e.g. weights/) instead of random weights
+    holdout: str = ""  # text file of image file names to leave out (the evaluation set)
+    recon_fraction: float = 0.2  # share of examples trained at strength 0 to reproduce the content
+    normaliser_decay: float = 0.99  # running-average decay of each loss term's scale
+    max_nonfinite: int = 5  # consecutive non-finite steps that stop the run
+    push_to_hub: str = ""  # Hub repo id to upload the model folder to at each save
+    hub_private: bool = False
+    lambda_defaults: dict = field(default_factory=lambda: dict(LAMBDA_DEFAULTS))
+    lambda_ranges: dict = field(default_factory=lambda: {k: list(v) for k, v in LAMBDA_RANGES.items()})
+
+
+HELP = {
+    "content_dir": "folder of content photos, searched recursively for jpg/png/webp (required)",
+    "style_dir": "folder of style paintings, searched recursively (required)",
+    "out": "output folder: model/ (what the app loads), resume.pt, log.csv, samples/ (default %(default)s)",
+    "size": "square random-crop size in pixels (default %(default)s)",
+    "batch_size": "examples per process per micro-batch (default %(default)s)",
+    "grad_accum": "micro-batches accumulated per optimiser step, for small GPUs (default %(default)s)",
+    "iters": "total optimiser steps; --resume continues up to this (default %(default)s)",
+    "max_minutes": "wall-clock budget in minutes: past it, save and stop as if --iters were reached (0: none)",
+    "lr": "generator Adam learning rate (default %(default)s)",
+    "lr_d": "discriminator Adam learning rate (default %(default)s)",
+    "device": "auto | cpu | cuda (default %(default)s)",
+    "amp": "bf16 autocast, for CUDA (works on CPU, slowly); also on when accelerate's mixed_precision is bf16",
+    "seed": "seed of every random draw (default %(default)s)",
+    "sample_every": "steps between sample grids (default %(default)s)",
+    "save_every": "steps between checkpoints and Hub uploads (default %(default)s)",
+    "log_every": "steps between log lines/CSV rows (default %(default)s)",
+    "resume": "continue from OUT/resume.pt (weights, optimisers, step, loss normalisers)",
+    "init_from": "initialise G (and D) from an inference folder such as weights/ (default: random)",
+    "holdout": "file listing image file names to exclude from training, one per line",
+    "recon_fraction": "share of examples trained at strength 0 to reproduce their content (default %(default)s)",
+    "normaliser_decay": "decay of the running average that scales each loss term (default %(default)s)",
+    "max_nonfinite": "consecutive NaN/inf steps (skipped) after which the run stops (default %(default)s)",
+    "push_to_hub": "Hugging Face repo id; the model folder is uploaded at each save (token: HF_TOKEN or login)",
+    "hub_private": "create the Hub repo as private",
+}
+
+
+def parse_args(argv=None) -> TrainConfig:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    defaults = TrainConfig()
+    for f in fields(TrainConfig):
+        if f.name.startswith("lambda_"):
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        value = getattr(defaults, f.name)
+        if isinstance(value, bool):
+            parser.add_argument(flag, action="store_true", help=HELP[f.name])
+        else:
+            parser.add_argument(flag, type=type(value), default=value, help=HELP[f.name])
+    for name in LAMBDA_NAMES:
+        lo, hi = LAMBDA_RANGES[name]
+        parser.add_argument(f"--lambda-{name}", type=float, default=LAMBDA_DEFAULTS[name],
+                            help=f"default weight of the {name} loss, the slider's initial value (default %(default)s)")
+        parser.add_argument(f"--lambda-{name}-range", type=float, nargs=2, metavar=("LO", "HI"), default=[lo, hi],
+                            help=f"log-uniform range sampled per example for the {name} weight (default {lo:g} {hi:g})")
+    args = vars(parser.parse_args(argv))
+    cfg = TrainConfig(**{f.name: args[f.name] for f in fields(TrainConfig) if not f.name.startswith("lambda_")})
+    cfg.lambda_defaults = {n: args[f"lambda_{n}"] for n in LAMBDA_NAMES}
+    cfg.lambda_ranges = {n: list(args[f"lambda_{n}_range"]) for n in LAMBDA_NAMES}
+    for n in LAMBDA_NAMES:
+        lo, hi = cfg.lambda_ranges[n]
+        if not 0 < lo <= cfg.lambda_defaults[n] <= hi:
+            parser.error(f"--lambda-{n} {cfg.lambda_defaults[n]} must lie in its range [{lo}, {hi}] with 0 < LO")
+    if not cfg.content_dir or not cfg.style_dir:
+        parser.error("--content-dir and --style-dir are required")
+    if os.environ.get("ACCELERATE_MIXED_PRECISION") == "bf16":
+        cfg.amp = True
+    return cfg
+
+
+class TrainingDiverged(RuntimeError):
+    pass
+
+
+# --- multi-process -------------------------------------------------------------------------
+def init_distributed(device: torch.device) -> tuple[int, int]:
+    """torchrun / accelerate launch set WORLD_SIZE, RANK, LOCAL_RANK; a plain run is rank 0 of 1."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return 0, 1
+    dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return dist.get_rank(), world
+
+
+def all_reduce_mean(tensor: torch.Tensor, world: int) -> torch.Tensor:
+    if world > 1:
+        dist.all_reduce(tensor)
+        tensor /= world
+    return tensor
+
+
+def average_gradients(params: list[torch.nn.Parameter], world: int) -> None:
+    """One flat all-reduce per model: every process ends the step with identical gradients."""
+    if world == 1:
+        return
+    grads = [p.grad for p in params]
+    flat = torch.cat([g.flatten() for g in grads])
+    all_reduce_mean(flat, world)
+    for g, chunk in zip(grads, flat.split([g.numel() for g in grads])):
+        g.copy_(chunk.view_as(g))
+
+
+def broadcast_parameters(module: torch.nn.Module, world: int) -> None:
+    if world > 1:
+        for tensor in list(module.parameters()) + list(module.buffers()):
+            dist.broadcast(tensor.data, 0)
+
+
+# --- random draws ---------------------------------------------------------------------------
+def example_generator(seed: int, step: int, position: int) -> torch.Generator:
+    return torch.Generator().manual_seed((seed * 1_000_003 + step) * 10_007 + position)
+
+
+def sample_lambdas(ranges: dict, gen: torch.Generator) -> list[float]:
+    """Log-uniform per weight within its trained range (YOTO)."""
+    values = []
+    for name in LAMBDA_NAMES:
+        lo, hi = ranges[name]
+        u = torch.rand(1, generator=gen).item()
+        values.append(math.exp(math.log(lo) + u * (math.log(hi) - math.log(lo))))
+    return values
+
+
+def draw_batch(cfg: TrainConfig, step: int, micro: int, rank: int, world: int, content_bank: ImageBank, style_bank: ImageBank):
+    """This process's examples of micro-batch `micro` at `step`; each example's randomness is its own."""
+    micro_step = step * cfg.grad_accum + micro
+    content_idx = shard_indices(len(content_bank), micro_step, cfg.batch_size, rank, world, cfg.seed)
+    style_idx = shard_indices(len(style_bank), micro_step, cfg.batch_size, rank, world, cfg.seed + 1)
+    contents, styles, lambdas, recon = [], [], [], []
+    for j, (ci, si) in enumerate(zip(content_idx, style_idx)):
+        gen = example_generator(cfg.seed, micro_step, rank * cfg.batch_size + j)
+        contents.append(content_bank.batch([ci], cfg.size, gen))
+        styles.append(style_bank.batch([si], cfg.size, gen))
+        lambdas.append(sample_lambdas(cfg.lambda_ranges, gen))
+        recon.append(torch.rand(1, generator=gen).item() < cfg.recon_fraction)
+    return torch.cat(contents), torch.cat(styles), torch.tensor(lambdas), torch.tensor(recon)
+
+
+# --- checkpoints ------------------------------------------------------------------------------
+def model_config(cfg: TrainConfig, step: int, normalisers: dict, banks: tuple[ImageBank, ImageBank]) -> dict:
+    return {
+        "format": "stylize",
+        "encoder": {"file": VGG_FILE, "taps": ["relu1_1", "relu2_1", "relu3_1", "relu4_1"], "normalisation": "each tap divided by its mean activation on photos"},
+        "lambdas": {
+            "names": list(LAMBDA_NAMES),
+            "defaults": cfg.lambda_defaults,
+            "ranges": cfg.lambda_ranges,
+            "sampling": "log-uniform per example",
+            "normalisers": normalisers,
+            "objective": "sum_k lambda_k * L_k / normaliser_k, divided by sum_k lambda_k",
+        },
+        "style_max_side": 512,
+        "training": {
+            "step": step, "size": cfg.size, "batch_size": cfg.batch_size, "grad_accum": cfg.grad_accum, "lr": cfg.lr,
+            "data": {"content_dir": cfg.content_dir, "style_dir": cfg.style_dir,
+                     "content_images": len(banks[0]), "style_images": len(banks[1]),
+                     "skipped_unreadable": len(banks[0].skipped) + len(banks[1].skipped)},
+        },
+    }
+
+
+def save_checkpoint(out: Path, cfg: TrainConfig, step: int, G: Generator, D, opt_g, opt_d, normalisers: dict, banks, uploader) -> None:
+    config = model_config(cfg, step, normalisers, banks)
+    model_dir = out / "model"
+    save_model_folder(model_dir, G, D, config)
+    sample = "samples.png" if (model_dir / "samples.png").exists() else None
+    card = model_card(config, cfg.push_to_hub or "stylize-model", sample)
+    atomic_write(model_dir / "README.md", lambda tmp: tmp.write_text(card))
+    state = {
+        "generator": {k: v.float() for k, v in G.trainable_state_dict().items()},
+        "discriminator": D.state_dict(), "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
+        "step": step, "normalisers": normalisers, "train_config": asdict(cfg), "generator_config": G.config,
+    }
+    atomic_write(out / "resume.pt", lambda tmp: torch.save(state, tmp))
+    if uploader is not None:
+        uploader.push(model_dir, step)
+
+
+def write_samples(out: Path, step: int, G: Generator, config: dict, banks: tuple[ImageBank, ImageBank], size: int) -> Path:
+    """The sample grid, through the inference pipeline on a copy of G (training state untouched)."""
+    stylizer = Stylizer(copy.deepcopy(G).float(), config, device=next(G.parameters()).device, dtype=torch.float32)
+    contents = [bank_image(banks[0], i) for i in (0, len(banks[0]) // 2)]
+    styles = [bank_image(banks[1], i) for i in (0, len(banks[1]) // 2)]
+    grid = stylizer.lambda_sweep_grid(contents, styles, tile=min(size, 192))
+    path = out / "samples" / f"step_{step:06d}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, lambda tmp: grid.save(tmp, format="PNG"))
+    atomic_write(out / "model" / "samples.png", lambda tmp: grid.save(tmp, format="PNG"))
+    return path
+
+
+def bank_image(bank: ImageBank, i: int):
+    from stylize.images import to_pil
+    return to_pil(bank.images[i].float() / 255)
+
+
+def read_name_list(path: Path) -> set[str]:
+    """One file name per line; '#' starts a comment line."""
+    return {line.strip() for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")}
+
+
+# --- the loop ---------------------------------------------------------------------------------
+def train(cfg: TrainConfig) -> Path:
+    device = pick_device(cfg.device)
+    rank, world = init_distributed(device)
+    main_process = rank == 0
+    logging.basicConfig(level=logging.INFO if main_process else logging.WARNING, format="%(message)s")
+    if device.type == "cuda" and world > 1:
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(cfg.seed)
+
+    exclude = read_name_list(Path(cfg.holdout)) if cfg.holdout else set()
+    side = round(cfg.size * 1.15)
+    banks = (ImageBank.from_folder(Path(cfg.content_dir), side, exclude), ImageBank.from_folder(Path(cfg.style_dir), side, exclude))
+    skipped = len(banks[0].skipped) + len(banks[1].skipped)
+    log.info("data: %d content, %d style images (%d unreadable skipped, %d held out)", len(banks[0]), len(banks[1]), skipped, len(exclude))
+
+    # models
+    arch = log_lambda_normalisation({n: tuple(r) for n, r in cfg.lambda_ranges.items()})
+    normalisers: dict[str, float] = {}
+    if cfg.init_from:
+        G, D, init_config = load_model_folder(Path(cfg.init_from))
+        D = D or MultiScaleDiscriminator()
+        normalisers = dict(init_config["lambdas"]["normalisers"])
+        log.info("initialised from %s (step %s)", cfg.init_from, init_config.get("training", {}).get("step"))
+    else:
+        G = Generator(VGGEncoder.from_file(EMBEDDED_DIR / VGG_FILE), **arch)
+        D = MultiScaleDiscriminator()
+    G.to(device).train()
+    D.to(device).train()
+    if device.type == "cuda":
+        G.to(memory_format=torch.channels_last)
+        D.to(memory_format=torch.channels_last)
+    g_params = [p for p in G.parameters() if p.requires_grad]
+    d_params = list(D.parameters())
+    opt_g = torch.optim.Adam(g_params, lr=cfg.lr, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(d_params, lr=cfg.lr_d, betas=(0.5, 0.999))
+
+    step = 0
+    resume_path = out / "resume.pt"
+    if cfg.resume:
+        if not resume_path.is_file():
+            raise FileNotFoundError(f"--resume: no resume state at {resume_path}")
+        state = torch.load(resume_path, map_location=device, weights_only=True)
+        G.load_trainable_state_dict(state["generator"])
+        D.load_state_dict(state["discriminator"])
+        opt_g.load_state_dict(state["opt_g"])
+        opt_d.load_state_dict(state["opt_d"])
+        step, normalisers = state["step"], dict(state["normalisers"])
+        log.info("resumed from %s at step %d", resume_path, step)
+    broadcast_parameters(G, world)
+    broadcast_parameters(D, world)
+
+    uploader = HubUploader(cfg.push_to_hub, private=cfg.hub_private, token=os.environ.get("HF_TOKEN")) if cfg.push_to_hub and main_process else None
+    amp = cfg.amp
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if amp else nullcontext()
+    log.info("effective batch %d = %d per process x %d processes x %d accumulation; lr %g; device %s%s",
+             cfg.batch_size * world * cfg.grad_accum, cfg.batch_size, world, cfg.grad_accum, cfg.lr, device, " bf16" if amp else "")
+
+    csv_path = out / "log.csv"
+    columns = ["step", "seconds", "d_loss", "g_loss", *LAMBDA_NAMES, *(f"norm_{n}" for n in LAMBDA_NAMES), "nonfinite"]
+    if main_process and not csv_path.exists():
+        csv_path.write_text(",".join(columns) + "\n")
+    progress = None
+    if main_process:
+        from tqdm import tqdm
+        progress = tqdm(total=cfg.iters, initial=step, desc="train", dynamic_ncols=True, disable=None)
+    nonfinite_total = nonfinite_run = 0
+    started = time.time()
+
+    while step < cfg.iters:
+        term_sums = torch.zeros(len(LAMBDA_NAMES), device=device)
+        d_total = g_total = torch.zeros((), device=device)
+        for micro in range(cfg.grad_accum):
+            content, style, lambdas, recon = draw_batch(cfg, step, micro, rank, world, *banks)
+            content, style, lambdas, recon = (t.to(device, non_blocking=True) for t in (content, style, lambdas, recon))
+            if device.type == "cuda":
+                content, style = (t.contiguous(memory_format=torch.channels_last) for t in (content, style))
+            strength = (~recon).float()
+            with autocast:
+                # G forward: encodings need no gradient (the encoder is frozen, the images are data)
+                with torch.no_grad():
+                    content_enc = G.encode_content(content)
+                    style_feats = G.encoder(style)
+                    style_grams = losses.style_grams(style_feats)
+                stylized = G.decode(content_enc, G.style_encoding_from_feats(style_feats), lambdas, strength)
+
+                # D: paintings are real, stylised (non-reconstruction) outputs are fake
+                D.requires_grad_(True)
+                fakes = stylized[~recon].detach()
+                logits = D(torch.cat([style, fakes]))
+                real_logits = [l[: len(style)] for l in logits]
+                fake_logits = [l[len(style):] for l in logits]
+                d_loss = losses.discriminator_hinge_loss(real_logits, fake_logits) if len(fakes) else torch.zeros((), device=device)
+
+                # G: the five terms per example, weighted by each example's own lambdas
+                D.requires_grad_(False)
+                stylized_enc = G.encode_content(stylized)
+                cycled = G.decode(stylized_enc, G.style_encoding_from_feats(content_enc.feats), lambdas)
+                terms = {
+                    "content": losses.content_loss(stylized_enc.feats, content_enc.feats),
+                    "style": losses.style_loss(stylized_enc.feats, style_grams),
+                    "tv": losses.tv_loss(stylized),
+                    "adv": losses.generator_adversarial_loss(D(stylized)),
+                    "cycle": losses.cycle_loss(cycled, content),
+                }
+            batch_means = torch.stack([terms[n].detach().float().mean() for n in LAMBDA_NAMES])
+            term_sums += batch_means
+            if not normalisers:  # first step: start the running averages at the first measurement
+                first = all_reduce_mean(batch_means.abs().clone(), world)
+                normalisers = {n: FIXED_NORMALISERS.get(n, max(v, 1e-8)) for n, v in zip(LAMBDA_NAMES, first.tolist())}
+            objective = losses.weighted_objective(terms, lambdas, normalisers)
+            reconstruction = losses.cycle_loss(stylized, content) + terms["content"] / normalisers["content"]
+            g_loss = torch.where(recon, reconstruction, objective).mean()
+            ((d_loss + g_loss) / cfg.grad_accum).backward()
+            d_total = d_total + d_loss.detach() / cfg.grad_accum
+            g_total = g_total + g_loss.detach() / cfg.grad_accum
+
+        # non-finite guard: every process skips together
+        finite = torch.tensor(float(torch.isfinite(d_total) and torch.isfinite(g_total) and torch.isfinite(term_sums).all()), device=device)
+        all_reduce_mean(finite, world)
+        if finite.item() < 1:
+            opt_g.zero_grad(set_to_none=True)
+            opt_d.zero_grad(set_to_none=True)
+            nonfinite_total += 1
+            nonfinite_run += 1
+            log.warning("step %d: non-finite loss, step skipped (%d in a row, %d total)", step, nonfinite_run, nonfinite_total)
+            if nonfinite_run >= cfg.max_nonfinite:
+                raise TrainingDiverged(f"{nonfinite_run} consecutive non-finite steps at step {step}: stopping; "
+                                       f"the last good checkpoint in {out} is kept")
+            continue
+        nonfinite_run = 0
+        average_gradients(g_params, world)
+        average_gradients(d_params, world)
+        opt_g.step()
+        opt_d.step()
+        opt_g.zero_grad(set_to_none=True)
+        opt_d.zero_grad(set_to_none=True)
+        term_means = all_reduce_mean(term_sums / cfg.grad_accum, world)
+        for name, value in zip(LAMBDA_NAMES, term_means.tolist()):
+            if name not in FIXED_NORMALISERS:
+                normalisers[name] = cfg.normaliser_decay * normalisers[name] + (1 - cfg.normaliser_decay) * abs(value)
+        step += 1
+        if cfg.max_minutes:
+            out_of_time = torch.tensor(float(time.time() - started > cfg.max_minutes * 60), device=device)
+            if all_reduce_mean(out_of_time, world).item() > 0 and step < cfg.iters:
+                log.info("time budget of %g min reached at step %d", cfg.max_minutes, step)
+                cfg.iters = step
+
+        if main_process:
+            if step % cfg.log_every == 0 or step == cfg.iters:
+                row = [step, round(time.time() - started, 2), d_total.item(), g_total.item(), *term_means.tolist(),
+                       *(normalisers[n] for n in LAMBDA_NAMES), nonfinite_total]
+                with csv_path.open("a", newline="") as f:
+                    csv.writer(f).writerow([f"{v:.6g}" if isinstance(v, float) else v for v in row])
+                progress.set_postfix(d=f"{row[2]:.3f}", g=f"{row[3]:.3f}", style=f"{row[5]:.3g}", content=f"{row[4]:.3g}")
+                if progress.disable:  # not a terminal: plain log lines instead of the bar
+                    log.info("step %d  %.1f s  d %.3f  g %.3f  " + "  ".join(f"{n} %.4g" for n in LAMBDA_NAMES), *row[:4 + len(LAMBDA_NAMES)])
+            progress.update(1)
+            if step % cfg.sample_every == 0 or step == cfg.iters:
+                write_samples(out, step, G, model_config(cfg, step, normalisers, banks), banks, cfg.size)
+            if step % cfg.save_every == 0 or step == cfg.iters:
+                save_checkpoint(out, cfg, step, G, D, opt_g, opt_d, normalisers, banks, uploader)
+
+    if main_process:
+        progress.close()
+        log.info("done: %d steps in %.1f s (%d non-finite skipped); model in %s", step, time.time() - started, nonfinite_total, out / "model")
+        if uploader is not None:
+            for err in uploader.wait():
+                log.error("Hub upload failed: %s", err)
+    if world > 1:
+        dist.barrier()
+        dist.destroy_process_group()
+    return out / "model"
+
+
+def main(argv=None) -> int:
+    cfg = parse_args(argv)
+    try:
+        train(cfg)
+    except (TrainingDiverged, FileNotFoundError, ValueError, CheckpointError) as err:
+        logging.getLogger("stylize.train").error("error: %s", err)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
