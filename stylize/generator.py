@@ -141,6 +141,7 @@ class Generator(nn.Module):
         """lambdas (B, 5), positive -> one (B, 2C) tensor per FiLM block."""
         assert lambdas.dim() == 2 and lambdas.shape[1] == len(LAMBDA_NAMES), f"lambdas must be (B, {len(LAMBDA_NAMES)})"
         z = (lambdas.float().clamp_min(1e-8).log() - self.log_lambda_center) / self.log_lambda_halfwidth
+        z = z.to(self.film_mlp[0].weight.dtype)
         return list((0.1 * self.film_mlp(z)).split(self.film_sizes, dim=1))
 
     def fuse(self, content: ContentEncoding, style: StyleEncoding, strength: torch.Tensor) -> list[torch.Tensor]:

@@ -357,15 +357,18 @@ def train(cfg: TrainConfig) -> Path:
                 stylized = G.decode(content_enc, G.style_encoding_from_feats(style_feats), lambdas, strength)
 
                 # D: paintings are real, stylised (non-reconstruction) outputs are fake
-                D.requires_grad_(True)
                 fakes = stylized[~recon].detach()
                 logits = D(torch.cat([style, fakes]))
                 real_logits = [l[: len(style)] for l in logits]
                 fake_logits = [l[len(style):] for l in logits]
                 d_loss = losses.discriminator_hinge_loss(real_logits, fake_logits) if len(fakes) else torch.zeros((), device=device)
+            # D's backward runs before D is frozen: autograd drops gradients of leaves that no longer require them.
+            if len(fakes):
+                (d_loss / cfg.grad_accum).backward()
 
+            D.requires_grad_(False)  # G's adversarial term must not train D
+            with autocast:
                 # G: the five terms per example, weighted by each example's own lambdas
-                D.requires_grad_(False)
                 stylized_enc = G.encode_content(stylized)
                 cycled = G.decode(stylized_enc, G.style_encoding_from_feats(content_enc.feats), lambdas)
                 terms = {
@@ -383,7 +386,8 @@ def train(cfg: TrainConfig) -> Path:
             objective = losses.weighted_objective(terms, lambdas, normalisers)
             reconstruction = losses.cycle_loss(stylized, content) + terms["content"] / normalisers["content"]
             g_loss = torch.where(recon, reconstruction, objective).mean()
-            ((d_loss + g_loss) / cfg.grad_accum).backward()
+            (g_loss / cfg.grad_accum).backward()
+            D.requires_grad_(True)
             d_total = d_total + d_loss.detach() / cfg.grad_accum
             g_total = g_total + g_loss.detach() / cfg.grad_accum
 

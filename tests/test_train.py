@@ -1,0 +1,163 @@
+"""Training: CLI smoke, resume equivalence, atomic saves, unreadable files, NaN guard, Hub upload."""
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file
+
+import train.train as train_mod
+from stylize import checkpoint
+from stylize.pipeline import Stylizer
+
+from .conftest import REPO
+
+
+@pytest.fixture(scope="module")
+def data_dirs(tmp_path_factory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("data")
+    rng = np.random.default_rng(0)
+    for sub, shape in (("content", (72, 88)), ("style/nested", (80, 64))):
+        (root / sub).mkdir(parents=True)
+        for i in range(4):
+            Image.fromarray((rng.random((*shape, 3)) * 255).astype(np.uint8)).save(root / sub / f"{i}.png")
+    (root / "style" / "broken.jpg").write_bytes(b"\xff\xd8\xff not really a jpeg")
+    return root / "content", root / "style"
+
+
+def args_for(data_dirs, out: Path, *extra: str) -> list[str]:
+    content, style = data_dirs
+    return ["--content-dir", str(content), "--style-dir", str(style), "--out", str(out), "--size", "64",
+            "--batch-size", "2", "--log-every", "1", "--sample-every", "1000", "--save-every", "1000", *extra]
+
+
+def test_cli_smoke_trains_and_loads_in_pipeline(data_dirs, tmp_path):
+    out = tmp_path / "run"
+    done = subprocess.run([sys.executable, "train/train.py", *args_for(data_dirs, out, "--iters", "3", "--sample-every", "3")],
+                          capture_output=True, text=True, cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    assert "skipped 1 unreadable" in done.stderr  # reported once, not a crash
+    assert sorted(p.name for p in (out / "model").iterdir()) == sorted(
+        ["config.json", "generator.safetensors", "discriminator.safetensors", "vgg16_imagenet.safetensors", "README.md", "samples.png"])
+    assert (out / "samples" / "step_000003.png").exists() and (out / "resume.pt").exists()
+    assert len((out / "log.csv").read_text().splitlines()) == 4  # header + 3 steps
+    stylizer = Stylizer.from_pretrained(out / "model", device="cpu")
+    assert stylizer.config["training"]["step"] == 3
+    assert stylizer(Image.new("RGB", (70, 66), "red"), Image.new("RGB", (64, 64), "blue")).size == (70, 66)
+
+
+def test_help_explains_every_flag():
+    done = subprocess.run([sys.executable, "train/train.py", "--help"], capture_output=True, text=True, cwd=REPO)
+    assert done.returncode == 0
+    for flag in ("--content-dir", "--style-dir", "--size", "--batch-size", "--iters", "--lr", "--device", "--amp", "--out",
+                 "--resume", "--seed", "--sample-every", "--save-every", "--push-to-hub", "--hub-private", "--grad-accum",
+                 "--lambda-style", "--lambda-style-range", "--max-minutes"):
+        assert flag in done.stdout, flag
+
+
+def generator_weights(out: Path) -> dict[str, torch.Tensor]:
+    return torch.load(out / "resume.pt", weights_only=True)["generator"]
+
+
+def test_discriminator_and_generator_both_learn(data_dirs, tmp_path):
+    out = tmp_path / "run"
+    assert train_mod.main(args_for(data_dirs, out, "--iters", "1", "--save-every", "1")) == 0
+    first = torch.load(out / "resume.pt", weights_only=True)
+    assert train_mod.main(args_for(data_dirs, out, "--iters", "2", "--save-every", "1", "--resume")) == 0
+    second = torch.load(out / "resume.pt", weights_only=True)
+    for model in ("generator", "discriminator"):
+        changed = [k for k, v in first[model].items() if v.is_floating_point() and not torch.equal(v, second[model][k])]
+        assert changed, f"{model} did not change in a training step"
+    assert any("original" in k for k in changed)  # D's spectrally normalised weights themselves moved
+
+
+def test_resume_equals_straight_run(data_dirs, tmp_path):
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    assert train_mod.main(args_for(data_dirs, straight, "--iters", "4", "--seed", "3")) == 0
+    assert train_mod.main(args_for(data_dirs, split, "--iters", "2", "--seed", "3")) == 0
+    assert train_mod.main(args_for(data_dirs, split, "--iters", "4", "--seed", "3", "--resume")) == 0
+    a, b = generator_weights(straight), generator_weights(split)
+    worst = max((a[k] - b[k]).abs().max().item() for k in a)
+    assert worst < 1e-6, f"resumed run differs from the straight run by {worst}"
+
+
+def test_interrupted_save_keeps_previous_checkpoint(data_dirs, tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    assert train_mod.main(args_for(data_dirs, out, "--iters", "1")) == 0
+    before = (out / "model" / "generator.safetensors").read_bytes()
+
+    def dies_half_way(tensors, filename, metadata=None):
+        Path(filename).write_bytes(b"partial")
+        raise KeyboardInterrupt("killed mid-write")
+
+    monkeypatch.setattr(checkpoint, "save_file", dies_half_way)
+    with pytest.raises(KeyboardInterrupt):
+        train_mod.main(args_for(data_dirs, out, "--iters", "2", "--resume"))
+    assert (out / "model" / "generator.safetensors").read_bytes() == before
+    assert not list((out / "model").glob(".*.tmp"))  # no temp files left behind
+    Stylizer.from_pretrained(out / "model", device="cpu")
+
+
+def test_nan_step_is_skipped_and_counted_then_repeated_nans_stop(data_dirs, tmp_path, monkeypatch, caplog):
+    out = tmp_path / "run"
+    assert train_mod.main(args_for(data_dirs, out, "--iters", "1")) == 0
+    real_tv, calls = train_mod.losses.tv_loss, {"n": 0}
+
+    def tv_nan_once(image):
+        calls["n"] += 1
+        value = real_tv(image)
+        return value * float("nan") if calls["n"] == 2 else value
+
+    monkeypatch.setattr(train_mod.losses, "tv_loss", tv_nan_once)
+    assert train_mod.main(args_for(data_dirs, out, "--iters", "3", "--resume")) == 0
+    assert "non-finite loss, step skipped (1 in a row, 1 total)" in caplog.text
+    assert (out / "log.csv").read_text().splitlines()[-1].endswith(",1")  # counted in the log
+    good = (out / "model" / "generator.safetensors").read_bytes()
+
+    monkeypatch.setattr(train_mod.losses, "tv_loss", lambda image: real_tv(image) * float("nan"))
+    assert train_mod.main(args_for(data_dirs, out, "--iters", "10", "--resume", "--max-nonfinite", "3")) == 1
+    assert "3 consecutive non-finite steps" in caplog.text
+    assert (out / "model" / "generator.safetensors").read_bytes() == good
+
+
+def test_push_to_hub_uploads_the_model_folder(data_dirs, tmp_path, monkeypatch):
+    calls = []
+
+    class FakeFuture:
+        def __init__(self, folder):
+            self.files = sorted(p.name for p in Path(folder).iterdir())
+            self.readme = (Path(folder) / "README.md").read_text()
+
+        def add_done_callback(self, fn):
+            fn(self)
+
+        def result(self):
+            return "commit-url"
+
+    def fake_create_repo(self, repo_id, **kwargs):
+        calls.append(("create_repo", repo_id, kwargs))
+
+    def fake_upload_folder(self, **kwargs):
+        future = FakeFuture(kwargs["folder_path"])
+        calls.append(("upload_folder", kwargs, future))
+        return future
+
+    from huggingface_hub import HfApi
+    monkeypatch.setattr(HfApi, "create_repo", fake_create_repo)  # the network boundary
+    monkeypatch.setattr(HfApi, "upload_folder", fake_upload_folder)
+    out = tmp_path / "run"
+    assert train_mod.main(args_for(data_dirs, out, "--iters", "2", "--save-every", "1", "--sample-every", "1",
+                                   "--push-to-hub", "someone/stylize-test", "--hub-private")) == 0
+    assert calls[0] == ("create_repo", "someone/stylize-test", {"repo_type": "model", "private": True, "exist_ok": True})
+    uploads = [c for c in calls if c[0] == "upload_folder"]
+    assert len(uploads) == 2  # one per save
+    for _, kwargs, future in uploads:
+        assert kwargs["repo_id"] == "someone/stylize-test" and kwargs["run_as_future"] is True
+        assert future.files == ["README.md", "config.json", "discriminator.safetensors", "generator.safetensors",
+                                "samples.png", "vgg16_imagenet.safetensors"]
+        assert "library_name: stylize" in future.readme and "- style-transfer" in future.readme and "- gan" in future.readme
+        assert "| style | 3 | 0.3 – 30 |" in future.readme and "![samples](samples.png)" in future.readme
+    assert "step 2" in uploads[-1][1]["commit_message"]
