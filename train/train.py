@@ -161,11 +161,25 @@ def average_gradients(params: list[torch.nn.Parameter], world: int) -> None:
     """One flat all-reduce per model: every process ends the step with identical gradients."""
     if world == 1:
         return
+    for p in params:
+        if p.grad is None:  # e.g. D on a process whose micro-batch held no fakes
+            p.grad = torch.zeros_like(p)
     grads = [p.grad for p in params]
     flat = torch.cat([g.flatten() for g in grads])
     all_reduce_mean(flat, world)
     for g, chunk in zip(grads, flat.split([g.numel() for g in grads])):
         g.copy_(chunk.view_as(g))
+
+
+def check_in_sync(module: torch.nn.Module, world: int, step: int) -> None:
+    """Every process must hold the same weights after every step; a checksum comparison costs one all-reduce."""
+    if world == 1:
+        return
+    checksum = torch.stack([p.detach().double().sum() for p in module.parameters()]).sum()
+    spread = torch.stack([checksum, -checksum])
+    dist.all_reduce(spread, op=dist.ReduceOp.MAX)
+    if (spread[0] + spread[1]).abs().item() > 1e-9 * max(1.0, checksum.abs().item()):
+        raise RuntimeError(f"step {step}: weights differ between processes (checksum spread {(spread[0] + spread[1]).item():.3g})")
 
 
 def broadcast_parameters(module: torch.nn.Module, world: int) -> None:
@@ -267,12 +281,22 @@ def read_name_list(path: Path) -> set[str]:
     return {line.strip() for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")}
 
 
+def build_models(cfg: TrainConfig) -> tuple[Generator, MultiScaleDiscriminator, dict[str, float]]:
+    """Fresh (seeded) models, or those of --init-from with the loss normalisers they were trained with."""
+    if cfg.init_from:
+        G, D, init_config = load_model_folder(Path(cfg.init_from))
+        log.info("initialised from %s (step %s)", cfg.init_from, init_config.get("training", {}).get("step"))
+        return G, D or MultiScaleDiscriminator(), dict(init_config["lambdas"]["normalisers"])
+    arch = log_lambda_normalisation({n: tuple(r) for n, r in cfg.lambda_ranges.items()})
+    return Generator(VGGEncoder.from_file(EMBEDDED_DIR / VGG_FILE), **arch), MultiScaleDiscriminator(), {}
+
+
 # --- the loop ---------------------------------------------------------------------------------
 def train(cfg: TrainConfig) -> Path:
     device = pick_device(cfg.device)
     rank, world = init_distributed(device)
     main_process = rank == 0
-    logging.basicConfig(level=logging.INFO if main_process else logging.WARNING, format="%(message)s")
+    logging.basicConfig(level=logging.INFO if main_process else logging.ERROR, format="%(message)s")
     if device.type == "cuda" and world > 1:
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
         torch.cuda.set_device(device)
@@ -286,17 +310,7 @@ def train(cfg: TrainConfig) -> Path:
     skipped = len(banks[0].skipped) + len(banks[1].skipped)
     log.info("data: %d content, %d style images (%d unreadable skipped, %d held out)", len(banks[0]), len(banks[1]), skipped, len(exclude))
 
-    # models
-    arch = log_lambda_normalisation({n: tuple(r) for n, r in cfg.lambda_ranges.items()})
-    normalisers: dict[str, float] = {}
-    if cfg.init_from:
-        G, D, init_config = load_model_folder(Path(cfg.init_from))
-        D = D or MultiScaleDiscriminator()
-        normalisers = dict(init_config["lambdas"]["normalisers"])
-        log.info("initialised from %s (step %s)", cfg.init_from, init_config.get("training", {}).get("step"))
-    else:
-        G = Generator(VGGEncoder.from_file(EMBEDDED_DIR / VGG_FILE), **arch)
-        D = MultiScaleDiscriminator()
+    G, D, normalisers = build_models(cfg)
     G.to(device).train()
     D.to(device).train()
     if device.type == "cuda":
@@ -411,6 +425,8 @@ def train(cfg: TrainConfig) -> Path:
         opt_d.step()
         opt_g.zero_grad(set_to_none=True)
         opt_d.zero_grad(set_to_none=True)
+        check_in_sync(G, world, step)
+        check_in_sync(D, world, step)
         term_means = all_reduce_mean(term_sums / cfg.grad_accum, world)
         for name, value in zip(LAMBDA_NAMES, term_means.tolist()):
             if name not in FIXED_NORMALISERS:
