@@ -54,7 +54,7 @@ tags:
 
 # {repo_id}
 
-Arbitrary style transfer generator for [Stylize](https://github.com/): content photo + any style image →
+Arbitrary style transfer generator for Stylize: content photo + any style image →
 stylised image, conditioned on the five loss weights (λ), so each slider is one forward pass.
 
 ```python

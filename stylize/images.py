@@ -84,7 +84,7 @@ def fit_size(image: Image.Image, max_side: int) -> Image.Image:
 
 def to_tensor(image: Image.Image) -> torch.Tensor:
     """RGB PIL -> (1, 3, H, W) float32 in [0, 1]."""
-    return torch.from_numpy(np.asarray(image, dtype=np.uint8).copy()).permute(2, 0, 1)[None].float() / 255.0
+    return torch.from_numpy(np.asarray(image, dtype=np.uint8).copy()).permute(2, 0, 1)[None].float().contiguous() / 255.0
 
 
 def to_pil(tensor: torch.Tensor) -> Image.Image:

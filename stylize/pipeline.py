@@ -91,6 +91,10 @@ class Stylizer:
             cache.popitem(last=False)
         return value
 
+    def clear_cache(self) -> None:
+        self._content_cache.clear()
+        self._style_cache.clear()
+
     def _tensor(self, image: Image.Image) -> torch.Tensor:
         return to_tensor(image).to(self.device, self.dtype).contiguous(memory_format=torch.channels_last)
 

