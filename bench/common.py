@@ -17,14 +17,17 @@ RESULTS = REPO / "bench" / "results"
 
 
 def held_out(kind: str, count: int) -> list[Path]:
-    """The first `count` held-out files of `kind` (content | style), in the order of bench/holdout.txt."""
+    """`count` held-out files of `kind` (content | style), evenly spaced through bench/holdout.txt.
+
+    The list is sorted by name, i.e. by source: even spacing draws from every source, not one.
+    """
     names, section = [], None
     for line in (REPO / "bench" / "holdout.txt").read_text().splitlines():
         if line.startswith("# "):
             section = line[2:].strip()
         elif line.strip() and section == kind:
             names.append(DATA / kind / line.strip())
-    return names[:count]
+    return [names[i * len(names) // count] for i in range(count)]
 
 
 def gatys(content: torch.Tensor, style: torch.Tensor, encoder: VGGEncoder, lambdas: torch.Tensor,

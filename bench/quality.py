@@ -91,7 +91,7 @@ def sweep(stylizer: Stylizer, contents, styles, metrics: Metrics, count: int) ->
     out = {}
     for name in LAMBDA_NAMES:
         lo, hi = stylizer.lambda_ranges[name]
-        values = [math.exp(math.log(lo) + i * (math.log(hi) - math.log(lo)) / (count - 1)) for i in range(count)]
+        values = [min(hi, max(lo, math.exp(math.log(lo) + i * (math.log(hi) - math.log(lo)) / (count - 1)))) for i in range(count)]
         key, sign = SWEEP_TARGETS[name]
         means = []
         for value in values:
