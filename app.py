@@ -61,17 +61,17 @@ def build_demo(stylizer: Stylizer) -> gr.Blocks:
             raise gr.Error(str(err)) from None
         elapsed = time.perf_counter() - started
         path = output_dir / f"stylized-{time.time_ns()}.png"
-        image.save(path)
+        image.save(path, compress_level=1)  # fast PNG: the file is both the preview and the download
         weights = ", ".join(f"{n} {v:.3g}" for n, v in lambdas.items())
         info = f"**{image.width}×{image.height}** in **{elapsed:.2f} s** on `{stylizer.device}` · λ: {weights}"
-        return image, str(path), info
+        return str(path), str(path), info
 
     with gr.Blocks(title="Stylize") as demo:
         gr.Markdown("# Stylize\nAny photo, any painting. Move a slider: the picture follows in one forward pass.")
         with gr.Row():
             content = image_upload("Content photo", "content")
             style = image_upload("Style image", "style")
-            output = gr.Image(label="Stylised", type="pil", format="png", interactive=False, elem_id="output")
+            output = gr.Image(label="Stylised", type="filepath", format="png", interactive=False, elem_id="output")
         with gr.Row():
             with gr.Column():
                 sliders = [

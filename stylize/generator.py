@@ -144,19 +144,17 @@ class Generator(nn.Module):
         z = z.to(self.film_mlp[0].weight.dtype)
         return list((0.1 * self.film_mlp(z)).split(self.film_sizes, dim=1))
 
-    def fuse(self, content: ContentEncoding, style: StyleEncoding, strength: torch.Tensor) -> list[torch.Tensor]:
-        """Per tap: strength * stylised + (1 - strength) * content features."""
-        alpha = strength.view(-1, 1, 1, 1)
-        fused = []
-        for (c_mean, c_std), (s_mean, s_std), feat in zip(content.stats, style.stats, content.feats):
-            # AdaIN and the strength blend folded into one multiply-add over the (large) feature map:
-            # alpha * ((f - mc) / sc * ss + ms) + (1 - alpha) * f = f * gain + bias
-            scale = s_std / c_std
-            gain = alpha * scale + (1 - alpha)
-            bias = alpha * (s_mean - c_mean * scale)
-            fused.append(torch.addcmul(bias, feat, gain))
-        c_mean, c_std = content.stats[3]
-        fused[3] = fused[3] + alpha * self.attention((content.feats.relu4_1 - c_mean) / c_std, style.relu4_1)
+    def fuse_level(self, content: ContentEncoding, style: StyleEncoding, tap: int, alpha: torch.Tensor) -> torch.Tensor:
+        """Tap `tap` (0..3) of strength * stylised + (1 - strength) * content features; alpha is (B, 1, 1, 1).
+
+        AdaIN and the strength blend fold into one multiply-add over the (large) feature map:
+        alpha * ((f - mc) / sc * ss + ms) + (1 - alpha) * f = f * gain + bias
+        """
+        (c_mean, c_std), (s_mean, s_std), feat = content.stats[tap], style.stats[tap], content.feats[tap]
+        scale = s_std / c_std
+        fused = torch.addcmul(alpha * (s_mean - c_mean * scale), feat, alpha * scale + (1 - alpha))
+        if tap == 3:
+            fused = fused + alpha * self.attention((feat - c_mean) / c_std, style.relu4_1)
         return fused
 
     def decode(
@@ -164,16 +162,16 @@ class Generator(nn.Module):
     ) -> torch.Tensor:
         batch = content.feats.relu4_1.shape[0]
         feat4 = content.feats.relu4_1
-        strength = torch.as_tensor(strength, dtype=feat4.dtype, device=feat4.device).expand(batch)
-        f1, f2, f3, f4 = self.fuse(content, style, strength)
+        alpha = torch.as_tensor(strength, dtype=feat4.dtype, device=feat4.device).expand(batch).view(-1, 1, 1, 1)
         films = iter(self.film_parameters(lambdas))
-        x = self.entry(f4)
-        for blocks, merge_up, merge_skip, skip in zip(self.levels, self.merge_up, self.merge_skip, (f3, f2, f1)):
+        x = self.entry(self.fuse_level(content, style, 3, alpha))
+        for tap, blocks, merge_up, merge_skip in zip((2, 1, 0), self.levels, self.merge_up, self.merge_skip):
             for block in blocks:
                 x = block(x, next(films).to(x.dtype))
             # 1x1 conv commutes with nearest upsampling: project at low resolution, then upsample.
             x = F.interpolate(merge_up(x), scale_factor=2, mode="nearest")
-            x = F.relu(x + merge_skip(skip))
+            # each level is fused just in time, so at most one full-size fused map is alive (2048 px memory)
+            x = torch.relu_(x + merge_skip(self.fuse_level(content, style, tap, alpha)))
         h, w = content.size
         return torch.sigmoid(self.head(x))[:, :, :h, :w]
 

@@ -71,9 +71,8 @@ def test_strength_blends_features(tiny_generator):
     c_enc, s_enc = tiny_generator.encode_content(content), tiny_generator.encode_style(style)
     with torch.no_grad():
         tiny_generator.attention.out.weight.normal_()  # a live attention branch must blend too
-        zero = tiny_generator.fuse(c_enc, s_enc, torch.zeros(1))
-        half = tiny_generator.fuse(c_enc, s_enc, torch.full((1,), 0.5))
-        full = tiny_generator.fuse(c_enc, s_enc, torch.ones(1))
+        zero, half, full = ([tiny_generator.fuse_level(c_enc, s_enc, tap, torch.full((1, 1, 1, 1), a)) for tap in range(4)]
+                            for a in (0.0, 0.5, 1.0))
     for feat, z, h, f, (s_mean, s_std) in zip(c_enc.feats, zero, half, full, s_enc.stats):
         assert torch.allclose(z, feat, atol=1e-5)  # strength 0: the content's own features
         assert torch.allclose(h, (feat + f) / 2, atol=1e-4)
