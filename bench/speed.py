@@ -96,7 +96,7 @@ def main() -> None:
         print(row, flush=True)
     by = {(r["system"], r["side"]): r for r in rows}
     ours512 = by[("ours", 512)]["first_s"]
-    result = {"machine": f"{platform.processor() or platform.machine()}, {THREADS} threads, torch {torch.__version__}",
+    result = {"machine": f"{platform.machine()}, {THREADS} threads, torch {torch.__version__}",
               "date": date.today().isoformat(), "rows": rows,
               "ratios": {f"peer/ours first {s}": by[("peer", s)]["first_s"] / by[("ours", s)]["first_s"] for s in (512, 1024, 2048)}
               | {"gatys step / ours first 512": by[("gatys", 512)]["step_s"] / ours512}}
@@ -106,13 +106,14 @@ def main() -> None:
 
 
 def markdown(result: dict) -> str:
-    lines = [f"CPU, {THREADS} threads ({result['machine']}), {result['date']}; median of repeats, warm-up excluded; "
+    lines = [f"CPU: {result['machine']}, {result['date']}; median of repeats, warm-up excluded; "
              "peak RSS of a process doing only that measurement.", "",
              "| system | px (long side) | first stylisation s | slider move s | peak RSS GiB |", "|---|---|---|---|---|"]
     for r in result["rows"]:
         first = r.get("first_s", r.get("step_s"))
         label = r["system"] + (" (per L-BFGS step)" if r["system"] == "gatys" else "")
-        lines.append(f"| {label} | {r['side']} | {first:.3f} | {r.get('slider_s', float('nan')):.3f} | {r['peak_rss_gib']:.2f} |")
+        slider = f"{r['slider_s']:.3f}" if "slider_s" in r else "–"
+        lines.append(f"| {label} | {r['side']} | {first:.3f} | {slider} | {r['peak_rss_gib']:.2f} |")
     lines += ["", "| ratio | value |", "|---|---|"] + [f"| {k} | {v:.2f} |" for k, v in result["ratios"].items()]
     lines.append("\nstyletransfer-lite runs its arbitrary-style network at a fixed 384 px and upscales the result "
                  "(no detail beyond 384 px), which is why its time hardly grows with the output size.")
