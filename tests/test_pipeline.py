@@ -173,3 +173,28 @@ def test_cli_end_to_end_and_error_path(tiny_model_dir, tmp_path):
     bad = subprocess.run([*cmd[:3], str(tmp_path / "bad.jpg"), *cmd[4:]], capture_output=True, text=True, cwd=REPO)
     assert bad.returncode != 0
     assert len(bad.stderr.strip().splitlines()) == 1 and "content" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_hub_repo_id_resolves_through_snapshot_download_and_falls_back_to_cache(tiny_model_dir, monkeypatch):
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    from stylize import hub
+
+    calls = []
+
+    def fake_snapshot_download(repo_id, revision=None, library_name=None, local_files_only=False):
+        calls.append((repo_id, revision, local_files_only))
+        if not local_files_only:
+            raise OSError("network unreachable")  # the network boundary
+        if repo_id == "someone/cached":
+            return str(tiny_model_dir)
+        raise LocalEntryNotFoundError("not in cache")
+
+    monkeypatch.setattr(hub, "snapshot_download", fake_snapshot_download)
+    stylizer = Stylizer.from_pretrained("someone/cached", revision="v1", device="cpu")
+    assert calls == [("someone/cached", "v1", False), ("someone/cached", "v1", True)]
+    assert stylizer(photo(), photo(seed=1)).size == photo().size
+    with pytest.raises(CheckpointError, match="cannot download someone/missing and no cached copy"):
+        Stylizer.from_pretrained("someone/missing", device="cpu")
+    with pytest.raises(CheckpointError, match="neither a folder nor a Hub repo id"):
+        Stylizer.from_pretrained("not/a/repo/id", device="cpu")
