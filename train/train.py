@@ -22,6 +22,7 @@ from pathlib import Path
 
 import torch
 import torch.distributed as dist
+from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python train/train.py` from a checkout
 
@@ -234,6 +235,7 @@ def model_config(cfg: TrainConfig, step: int, normalisers: dict, banks: tuple[Im
         "style_max_side": 512,
         "training": {
             "step": step, "size": cfg.size, "batch_size": cfg.batch_size, "grad_accum": cfg.grad_accum, "lr": cfg.lr,
+            "initialised_from": cfg.init_from or None,
             "data": {"content_dir": cfg.content_dir, "style_dir": cfg.style_dir,
                      "content_images": len(banks[0]), "style_images": len(banks[1]),
                      "skipped_unreadable": len(banks[0].skipped) + len(banks[1].skipped)},
@@ -347,7 +349,6 @@ def train(cfg: TrainConfig) -> Path:
         csv_path.write_text(",".join(columns) + "\n")
     progress = None
     if main_process:
-        from tqdm import tqdm
         progress = tqdm(total=cfg.iters, initial=step, desc="train", dynamic_ncols=True, disable=None)
     nonfinite_total = nonfinite_run = 0
     started = time.time()
