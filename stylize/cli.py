@@ -34,17 +34,13 @@ def main(argv=None) -> int:
     started = time.perf_counter()
     lambdas = {n: getattr(args, f"lambda_{n}") for n in LAMBDA_NAMES if getattr(args, f"lambda_{n}") is not None}
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # clamping is reported on stderr below instead
-            stylizer = Stylizer.from_pretrained(args.model, device=args.device)
-        for name, value in lambdas.items():
-            lo, hi = stylizer.lambda_ranges[name]
-            if not lo <= value <= hi:
-                print(f"note: --lambda-{name} {value:g} clamped to the trained range [{lo:g}, {hi:g}]", file=sys.stderr)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        stylizer = Stylizer.from_pretrained(args.model, device=args.device)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
             image = stylizer(args.content, args.style, lambdas=lambdas, strength=args.strength,
                              preserve_color=args.preserve_color, max_side=args.max_side, refine_steps=args.refine)
+        for warning in caught:  # e.g. a lambda clamped to its trained range
+            print(f"note: {warning.message}", file=sys.stderr)
         args.output.parent.mkdir(parents=True, exist_ok=True)
         image.save(args.output)
     except (ImageInputError, CheckpointError, ValueError, OSError) as err:

@@ -122,7 +122,7 @@ class Stylizer:
         if not 0.0 <= strength <= 1.0:
             raise ValueError(f"strength must be in [0, 1], got {strength}")
         content_image = fit_size(load_image(content, "content"), max_side)
-        style_image = load_image(style, "style")
+        style_image = fit_size(load_image(style, "style"), self.style_max_side)  # once; encode_style's fit is then a no-op
         lambda_tensor = self.resolve_lambdas(lambdas)
         content_enc, style_enc = self.encode_content(content_image), self.encode_style(style_image)
         out = self.stylize_tensor(content_enc, style_enc, lambda_tensor, strength)
@@ -155,6 +155,7 @@ class Stylizer:
     # --- refine: optimise the image with exactly these lambdas ---------------------------------
     def refine(self, start: torch.Tensor, content_image: Image.Image, style_image: Image.Image,
                lambdas: torch.Tensor, steps: int, seed: int | None = None, lr: float = 0.01) -> torch.Tensor:
+        """style_image already fitted to style_max_side, as __call__ passes it."""
         gen = torch.Generator(device="cpu").manual_seed(0 if seed is None else seed)
         generator = self.generator.float()  # optimisation in fp32 whatever the inference dtype
         try:
@@ -167,7 +168,7 @@ class Stylizer:
         with torch.no_grad():
             content = to_tensor(content_image).to(self.device)
             content_feats = encoder(content)
-            style_grams = losses.style_grams(encoder(to_tensor(fit_size(style_image, self.style_max_side)).to(self.device)))
+            style_grams = losses.style_grams(encoder(to_tensor(style_image).to(self.device)))
         # a little noise lets the optimiser leave the generator's exact output
         noise = torch.randn(start.shape, generator=gen).to(self.device) * 0.01
         image = (start.float() + noise).clamp(0, 1).requires_grad_(True)
