@@ -1,12 +1,15 @@
 """GPU inference speed of the generator: ms per image (first stylisation and slider move) at 512/1024/2048 px,
-images/s at batch 8 x 512, in fp16 and bf16, channels_last; memory high-water mark.
+images/s at batch 8 x 512, in fp16 and bf16, channels_last; memory high-water mark; then torch.compile and CUDA
+graphs (mode reduce-overhead) at 1024 px and batch 8 x 512.
 
     python bench/gpu_speed.py --model weights --out bench/results/gpu_speed.json
 """
 import argparse
+import itertools
 import json
 import statistics
 import sys
+import time
 from pathlib import Path
 
 import torch
@@ -36,6 +39,31 @@ def matmul_tflops(dtype) -> float:
     return 2 * 8192**3 / (time_ms(lambda: a @ b, repeats=10) / 1e3) / 1e12
 
 
+def random_image(batch: int, side: int, dtype) -> torch.Tensor:
+    return torch.rand(batch, 3, side, side, device="cuda", dtype=dtype).contiguous(memory_format=torch.channels_last)
+
+
+def repeat_style(style_enc, batch: int):
+    """One style encoding seen by `batch` contents (expanded, not copied)."""
+    return type(style_enc)([(m.expand(batch, -1, -1, -1), s.expand(batch, -1, -1, -1)) for m, s in style_enc.stats],
+                           style_enc.relu4_1.expand(batch, -1, -1, -1))
+
+
+def measure(encode, decode, style_enc, lambdas, dtype, side: int, batch: int) -> dict:
+    content, s_enc, lam = random_image(batch, side, dtype), repeat_style(style_enc, batch), lambdas.expand(batch, -1)
+    torch.cuda.reset_peak_memory_stats()
+    started = time.perf_counter()
+    decode(encode(content), s_enc, lam)  # eager: warm-up; compiled: compilation
+    torch.cuda.synchronize()
+    first_call_s = time.perf_counter() - started
+    full = time_ms(lambda: decode(encode(content), s_enc, lam))
+    c_enc = encode(content)
+    slider = time_ms(lambda: decode(c_enc, s_enc, lam))
+    return {"dtype": str(dtype).removeprefix("torch."), "side": side, "batch": batch, "first_call_s": round(first_call_s, 1),
+            "first_ms": round(full, 2), "slider_ms": round(slider, 2), "images_per_s": round(batch / (full / 1e3), 1),
+            "peak_mem_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2)}
+
+
 @torch.no_grad()
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
@@ -47,21 +75,23 @@ def main() -> None:
     lambdas = torch.tensor([[config["lambdas"]["defaults"][n] for n in config["lambdas"]["names"]]], device="cuda")
     for dtype in (torch.float16, torch.bfloat16):
         G = generator.to("cuda", dtype, memory_format=torch.channels_last).eval()
-        style = torch.rand(1, 3, 512, 512, device="cuda", dtype=dtype).contiguous(memory_format=torch.channels_last)
-        style_enc = G.encode_style(style)
+        style_enc = G.encode_style(random_image(1, 512, dtype))
         for side, batch in ((512, 1), (1024, 1), (2048, 1), (512, 8)):
-            content = torch.rand(batch, 3, side, side, device="cuda", dtype=dtype).contiguous(memory_format=torch.channels_last)
-            lam = lambdas.expand(batch, -1)
-            s_enc = type(style_enc)([(m.expand(batch, -1, -1, -1), s.expand(batch, -1, -1, -1)) for m, s in style_enc.stats], style_enc.relu4_1.expand(batch, -1, -1, -1))
-            torch.cuda.reset_peak_memory_stats()
-            full = time_ms(lambda: G.decode(G.encode_content(content), s_enc, lam))
-            c_enc = G.encode_content(content)
-            slider = time_ms(lambda: G.decode(c_enc, s_enc, lam))
-            row = {"dtype": str(dtype).removeprefix("torch."), "side": side, "batch": batch,
-                   "first_ms": round(full, 2), "slider_ms": round(slider, 2),
-                   "images_per_s": round(batch / (full / 1e3), 1), "peak_mem_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2)}
-            results["rows"].append(row)
-            print(row, flush=True)
+            results["rows"].append({"compile": "eager", **measure(G.encode_content, G.decode, style_enc, lambdas, dtype, side, batch)})
+            print(results["rows"][-1], flush=True)
+    # torch.compile (fused kernels) and CUDA graphs (reduce-overhead: one launch per call) for the two shapes with
+    # targets; each shape compiles afresh, and its compile time is first_call_s.
+    G = generator.to("cuda", torch.float16, memory_format=torch.channels_last).eval()
+    style_enc = G.encode_style(random_image(1, 512, torch.float16))
+    for mode, (side, batch) in itertools.product(("default", "reduce-overhead"), ((1024, 1), (512, 8))):
+        torch._dynamo.reset()
+        encode, decode = torch.compile(G.encode_content, mode=mode), torch.compile(G.decode, mode=mode)
+        try:
+            row = {"compile": mode, **measure(encode, decode, style_enc, lambdas, torch.float16, side, batch)}
+        except Exception as err:  # a failed compile is a result too: report it and go on with the other rows
+            row = {"compile": mode, "side": side, "batch": batch, "error": f"{type(err).__name__}: {err}"[:400]}
+        results["rows"].append(row)
+        print(row, flush=True)
     results["matmul_tflops_bf16"] = round(matmul_tflops(torch.bfloat16), 1)
     results["matmul_tflops_fp16"] = round(matmul_tflops(torch.float16), 1)
     args.out.parent.mkdir(parents=True, exist_ok=True)

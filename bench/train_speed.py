@@ -1,7 +1,12 @@
-"""CPU training speed: iterations/s of the real loop at 128 and 256 px (batch 4, 2 threads). Not run by pytest.
+"""Training speed: iterations/s of the real loop (train/train.py). Not run by pytest.
 
-    python bench/train_speed.py          # writes bench/results/train_speed_cpu.json
+    python bench/train_speed.py                  # CPU, 2 threads: 128 and 256 px, batch 4 -> train_speed_cpu.json
+    python bench/train_speed.py --device cuda    # batch 8 x 256: eager, bf16, bf16 + torch.compile, + CUDA graphs
+                                                 # -> train_speed_cuda.json
+Timed steps exclude the first ones (warm-up, compilation); the loop waits for the device once per step, so the
+log's wall-clock seconds are device time.
 """
+import argparse
 import csv
 import json
 import sys
@@ -10,34 +15,55 @@ from pathlib import Path
 
 import torch
 
-from common import DATA, RESULTS, REPO  # noqa: F401 - common puts the repo on sys.path
+from common import DATA, RESULTS, REPO
 
 sys.path.insert(0, str(REPO))
 from train.train import main as train_main  # noqa: E402
 
-PLAN = [(128, 4, 12), (256, 4, 5)]  # size, batch, steps (the first 2 are warm-up)
+# (name, size, batch, steps, warm-up steps, extra flags)
+PLANS = {
+    "cpu": [("eager", 128, 4, 12, 2, []), ("eager", 256, 4, 5, 2, [])],
+    "cuda": [("eager fp32", 256, 8, 60, 10, []), ("bf16", 256, 8, 60, 10, ["--amp"]),
+             ("bf16 + compile", 256, 8, 80, 30, ["--amp", "--compile", "default"]),
+             ("bf16 + compile + CUDA graphs", 256, 8, 80, 30, ["--amp", "--compile", "reduce-overhead"])],
+}
 
 
 def main() -> None:
-    torch.set_num_threads(2)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", choices=sorted(PLANS), default="cpu")
+    parser.add_argument("--data", type=Path, default=DATA, help="folder with content/ and style/ (default: the shared data)")
+    parser.add_argument("--out", type=Path, default=None, help="result file (default bench/results/train_speed_DEVICE.json)")
+    args = parser.parse_args()
+    if args.device == "cpu":
+        torch.set_num_threads(2)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         for kind in ("content", "style"):  # 16 real images each: the step cost does not depend on the set size
             (tmp / kind).mkdir()
-            for path in sorted((DATA / kind).glob("*.jpg"))[:16]:
-                (tmp / kind / path.name).symlink_to(path)
-        for size, batch, steps in PLAN:
-            out = tmp / f"run{size}"
-            assert train_main(["--content-dir", str(tmp / "content"), "--style-dir", str(tmp / "style"), "--out", str(out),
-                               "--size", str(size), "--batch-size", str(batch), "--iters", str(steps), "--log-every", "1",
-                               "--sample-every", "100000", "--save-every", "100000"]) == 0
-            with (out / "log.csv").open() as f:
-                seconds = [float(r["seconds"]) for r in csv.DictReader(f)]
-            per_step = (seconds[-1] - seconds[1]) / (len(seconds) - 2)
-            rows.append({"size": size, "batch": batch, "timed_steps": len(seconds) - 2, "s_per_step": per_step, "it_per_s": 1 / per_step})
-            print(rows[-1], flush=True)
-    (RESULTS / "train_speed_cpu.json").write_text(json.dumps(rows, indent=2))
+            for path in sorted((args.data / kind).glob("*.jpg"))[:16]:
+                (tmp / kind / path.name).symlink_to(path.resolve())
+        for i, (name, size, batch, steps, warmup, flags) in enumerate(PLANS[args.device]):
+            out = tmp / f"run{i}"
+            try:
+                code = train_main(["--content-dir", str(tmp / "content"), "--style-dir", str(tmp / "style"), "--out", str(out),
+                                   "--device", args.device, "--size", str(size), "--batch-size", str(batch), "--iters", str(steps),
+                                   "--log-every", "1", "--sample-every", "100000", "--save-every", "100000", *flags])
+                assert code == 0, f"train.py exited with {code}"
+                with (out / "log.csv").open() as f:
+                    seconds = [float(r["seconds"]) for r in csv.DictReader(f)]
+                per_step = (seconds[-1] - seconds[warmup - 1]) / (len(seconds) - warmup)
+                row = {"variant": name, "size": size, "batch": batch, "timed_steps": len(seconds) - warmup,
+                       "warmup_s": seconds[warmup - 1], "s_per_step": per_step, "it_per_s": 1 / per_step}
+            except Exception as err:  # one failing variant (e.g. a compile error) must not hide the others
+                row = {"variant": name, "size": size, "batch": batch, "error": f"{type(err).__name__}: {err}"[:400]}
+            rows.append(row)
+            print(row, flush=True)
+    out_file = args.out or RESULTS / f"train_speed_{args.device}.json"
+    out_file.parent.mkdir(parents=True, exist_ok=True)
+    out_file.write_text(json.dumps({"device": torch.cuda.get_device_name() if args.device == "cuda" else "cpu (2 threads)",
+                                    "torch": torch.__version__, "rows": rows}, indent=2))
 
 
 if __name__ == "__main__":

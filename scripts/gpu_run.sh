@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# One prepared device call: train on the carried .gpu/data for TRAIN_MINUTES, then time inference.
+# One prepared device call: train on the carried .gpu/data for TRAIN_MINUTES, then time inference (eager, compiled,
+# CUDA graphs); TRAIN_SPEED=1 also times the training loop's variants (about 4 more minutes).
 # Usage (on the device machine): bash scripts/gpu_run.sh "$OUT" [extra train.py flags, e.g. --init-from weights]
 set -uo pipefail
 out="$1"; shift
@@ -12,3 +13,6 @@ tail -n 3 /tmp/run/log.csv
 for f in generator.safetensors discriminator.safetensors config.json samples.png; do cp /tmp/run/model/$f "$out/"; done
 cp /tmp/run/log.csv "$out/"
 python3 bench/gpu_speed.py --model /tmp/run/model --out "$out/gpu_speed.json" 2>&1 | tail -n 12
+if [ "${TRAIN_SPEED:-0}" = 1 ]; then
+  python3 bench/train_speed.py --device cuda --data .gpu/data --out "$out/train_speed_cuda.json" 2>&1 | grep "^{"
+fi

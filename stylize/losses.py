@@ -44,9 +44,15 @@ def generator_adversarial_loss(fake_logits: list[torch.Tensor]) -> torch.Tensor:
     return _patch_mean(fake_logits, lambda l: -l)
 
 
-def discriminator_hinge_loss(real_logits: list[torch.Tensor], fake_logits: list[torch.Tensor]) -> torch.Tensor:
-    """Scalar: real and fake batches may differ in size (reconstruction examples are not shown to D)."""
-    return _patch_mean(real_logits, lambda l: F.relu(1 - l)).mean() + _patch_mean(fake_logits, lambda l: F.relu(1 + l)).mean()
+def discriminator_hinge_loss(real_logits: list[torch.Tensor], fake_logits: list[torch.Tensor],
+                             fake_weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Scalar. `fake_weight` (B,) of 0/1 leaves examples out of the fake term (reconstructions are not fakes)
+    while keeping the batch shape fixed; the term is their weighted mean, 0 when every weight is 0."""
+    real = _patch_mean(real_logits, lambda l: F.relu(1 - l)).mean()
+    fake = _patch_mean(fake_logits, lambda l: F.relu(1 + l))
+    if fake_weight is None:
+        return real + fake.mean()
+    return real + (fake * fake_weight).sum() / fake_weight.sum().clamp_min(1)
 
 
 def weighted_objective(terms: dict[str, torch.Tensor], lambdas: torch.Tensor, normalisers: dict[str, float]) -> torch.Tensor:

@@ -118,6 +118,10 @@ def test_hinge_losses_per_example():
     assert torch.allclose(d_loss, torch.tensor(0.5))  # real: margin met (0); fake: mean of 0 and 1
     assert torch.allclose(losses.discriminator_hinge_loss(real[:1], [f[:1] for f in fake]), torch.tensor(0.0))
     assert torch.allclose(losses.generator_adversarial_loss(fake), torch.tensor([2.0, 0.0]))
+    # weighting an example out equals leaving it out; all weighted out leaves the real term alone
+    kept = losses.discriminator_hinge_loss(real, fake, fake_weight=torch.tensor([0.0, 1.0]))
+    assert torch.allclose(kept, losses.discriminator_hinge_loss(real, [f[1:] for f in fake]))
+    assert torch.allclose(losses.discriminator_hinge_loss(real, fake, fake_weight=torch.zeros(2)), torch.tensor(0.0))
 
 
 def test_weighted_objective_uses_each_examples_lambdas():

@@ -1,6 +1,7 @@
 """Image folders -> in-memory banks of decoded images -> random crops, deterministic per (seed, step, rank)."""
 import functools
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,3 +90,32 @@ def shard_indices(n: int, step: int, batch_size: int, rank: int, world_size: int
 @functools.lru_cache(maxsize=4)
 def _epoch_permutation(n: int, seed: int, epoch: int) -> list[int]:
     return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch)).tolist()
+
+
+class Prefetcher:
+    """Draws the next batch on a background thread while the device runs this step.
+
+    On the GPU a step at batch 8 x 256 takes ~80 ms and drawing its batch on the CPU ~14 ms: done in
+    line, the device waits for it every step. Draws are pure functions of their key, so prefetching
+    cannot change what a step sees; pinned memory lets the copy to the device run asynchronously.
+    """
+
+    def __init__(self, draw, pin_memory: bool = False):
+        self.draw, self.pin_memory = draw, pin_memory
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prefetch")
+        self.pending: dict = {}
+
+    def _draw(self, key):
+        tensors = self.draw(*key)
+        return tuple(t.pin_memory() for t in tensors) if self.pin_memory else tensors
+
+    def get(self, key, next_key=None):
+        """The batch for `key`; starts drawing `next_key`'s meanwhile."""
+        future = self.pending.pop(key, None) or self.pool.submit(self._draw, key)
+        self.pending = {}  # a skipped step (NaN guard) redraws its own key; stale prefetches are dropped
+        if next_key is not None:
+            self.pending[next_key] = self.pool.submit(self._draw, next_key)
+        return future.result()
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)

@@ -34,7 +34,7 @@ from stylize.generator import LAMBDA_NAMES, Generator, log_lambda_normalisation 
 from stylize.hub import HubUploader, model_card  # noqa: E402
 from stylize.images import to_pil  # noqa: E402
 from stylize.pipeline import Stylizer, pick_device  # noqa: E402
-from train.data import ImageBank, shard_indices  # noqa: E402
+from train.data import ImageBank, Prefetcher, shard_indices  # noqa: E402
 
 log = logging.getLogger("stylize.train")
 
@@ -44,6 +44,7 @@ LAMBDA_RANGES = {"content": (0.1, 10.0), "style": (0.3, 30.0), "tv": (0.01, 1.0)
 # Hinge logits of a spectrally normalised D are O(1) by construction and their mean hovers near 0,
 # so a running average would be a poor scale: the adversarial term keeps a fixed normaliser of 1.
 FIXED_NORMALISERS = {"adv": 1.0}
+COMPILE_MODES = ("", "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 
 @dataclass
@@ -60,6 +61,7 @@ class TrainConfig:
     lr_d: float = 2e-4  # Adam learning rate of the discriminator
     device: str = "auto"  # auto | cpu | cuda
     amp: bool = False  # bf16 autocast (meant for CUDA)
+    compile: str = ""  # torch.compile mode for encoder, decoder and D: default | reduce-overhead | max-autotune ("": eager)
     seed: int = 0
     sample_every: int = 500
     save_every: int = 1000
@@ -89,6 +91,8 @@ HELP = {
     "lr_d": "discriminator Adam learning rate (default %(default)s)",
     "device": "auto | cpu | cuda (default %(default)s)",
     "amp": "bf16 autocast, for CUDA (works on CPU, slowly); also on when accelerate's mixed_precision is bf16",
+    "compile": "torch.compile the encoder, decoder and discriminator with this mode: default, reduce-overhead "
+               "(CUDA graphs) or max-autotune; empty = eager (default)",
     "seed": "seed of every random draw (default %(default)s)",
     "sample_every": "steps between sample grids (default %(default)s)",
     "save_every": "steps between checkpoints and Hub uploads (default %(default)s)",
@@ -130,6 +134,8 @@ def parse_args(argv=None) -> TrainConfig:
         lo, hi = cfg.lambda_ranges[n]
         if not 0 < lo <= cfg.lambda_defaults[n] <= hi:
             parser.error(f"--lambda-{n} {cfg.lambda_defaults[n]} must lie in its range [{lo}, {hi}] with 0 < LO")
+    if cfg.compile not in COMPILE_MODES:
+        parser.error(f"--compile {cfg.compile!r}: choose one of {', '.join(m for m in COMPILE_MODES if m)}")
     if not cfg.content_dir or not cfg.style_dir:
         parser.error("--content-dir and --style-dir are required")
     if os.environ.get("ACCELERATE_MIXED_PRECISION") == "bf16":
@@ -319,8 +325,9 @@ def train(cfg: TrainConfig) -> Path:
         D.to(memory_format=torch.channels_last)
     g_params = [p for p in G.parameters() if p.requires_grad]
     d_params = list(D.parameters())
-    opt_g = torch.optim.Adam(g_params, lr=cfg.lr, betas=(0.5, 0.999))
-    opt_d = torch.optim.Adam(d_params, lr=cfg.lr_d, betas=(0.5, 0.999))
+    fused = device.type == "cuda"  # one kernel per optimiser step instead of several per parameter
+    opt_g = torch.optim.Adam(g_params, lr=cfg.lr, betas=(0.5, 0.999), fused=fused)
+    opt_d = torch.optim.Adam(d_params, lr=cfg.lr_d, betas=(0.5, 0.999), fused=fused)
 
     step = 0
     resume_path = out / "resume.pt"
@@ -343,6 +350,13 @@ def train(cfg: TrainConfig) -> Path:
     log.info("effective batch %d = %d per process x %d processes x %d accumulation; lr %g; device %s%s",
              cfg.batch_size * world * cfg.grad_accum, cfg.batch_size, world, cfg.grad_accum, cfg.lr, device, " bf16" if amp else "")
 
+    # Compiled callables wrap the same modules: weights, checkpoints and samples are unchanged.
+    decode, discriminate = G.decode, D
+    if cfg.compile:
+        G.encoder.compile(mode=cfg.compile)
+        decode = torch.compile(G.decode, mode=cfg.compile)
+        discriminate = torch.compile(D, mode=cfg.compile)
+
     csv_path = out / "log.csv"
     columns = ["step", "seconds", "d_loss", "g_loss", *LAMBDA_NAMES, *(f"norm_{n}" for n in LAMBDA_NAMES), "nonfinite"]
     if main_process and not csv_path.exists():
@@ -351,14 +365,16 @@ def train(cfg: TrainConfig) -> Path:
     if main_process:
         progress = tqdm(total=cfg.iters, initial=step, desc="train", dynamic_ncols=True, disable=None)
     nonfinite_total = nonfinite_run = 0
+    prefetch = Prefetcher(lambda s, m: draw_batch(cfg, s, m, rank, world, *banks), pin_memory=device.type == "cuda")
     started = time.time()
 
     while step < cfg.iters:
         term_sums = torch.zeros(len(LAMBDA_NAMES), device=device)
         d_total = g_total = torch.zeros((), device=device)
         for micro in range(cfg.grad_accum):
-            content, style, lambdas, recon = draw_batch(cfg, step, micro, rank, world, *banks)
-            content, style, lambdas, recon = (t.to(device, non_blocking=True) for t in (content, style, lambdas, recon))
+            upcoming = (step, micro + 1) if micro + 1 < cfg.grad_accum else (step + 1, 0)
+            batch = prefetch.get((step, micro), upcoming)
+            content, style, lambdas, recon = (t.to(device, non_blocking=True) for t in batch)
             if device.type == "cuda":
                 content, style = (t.contiguous(memory_format=torch.channels_last) for t in (content, style))
             strength = (~recon).float()
@@ -368,28 +384,27 @@ def train(cfg: TrainConfig) -> Path:
                     content_enc = G.encode_content(content)
                     style_feats = G.encoder(style)
                     style_grams = losses.style_grams(style_feats)
-                stylized = G.decode(content_enc, G.style_encoding_from_feats(style_feats), lambdas, strength)
+                stylized = decode(content_enc, G.style_encoding_from_feats(style_feats), lambdas, strength)
 
-                # D: paintings are real, stylised (non-reconstruction) outputs are fake
-                fakes = stylized[~recon].detach()
-                logits = D(torch.cat([style, fakes]))
+                # D: paintings are real, stylised outputs fake. Reconstruction examples are weighted out rather than
+                # indexed out, so every step has the same shapes (no host sync, compiled graphs are reused).
+                logits = discriminate(torch.cat([style, stylized.detach()]))
                 real_logits = [l[: len(style)] for l in logits]
                 fake_logits = [l[len(style):] for l in logits]
-                d_loss = losses.discriminator_hinge_loss(real_logits, fake_logits) if len(fakes) else torch.zeros((), device=device)
+                d_loss = losses.discriminator_hinge_loss(real_logits, fake_logits, fake_weight=strength)
             # D's backward runs before D is frozen: autograd drops gradients of leaves that no longer require them.
-            if len(fakes):
-                (d_loss / cfg.grad_accum).backward()
+            (d_loss / cfg.grad_accum).backward()
 
             D.requires_grad_(False)  # G's adversarial term must not train D
             with autocast:
                 # G: the five terms per example, weighted by each example's own lambdas
                 stylized_enc = G.encode_content(stylized)
-                cycled = G.decode(stylized_enc, G.style_encoding_from_feats(content_enc.feats), lambdas)
+                cycled = decode(stylized_enc, G.style_encoding_from_feats(content_enc.feats), lambdas)
                 terms = {
                     "content": losses.content_loss(stylized_enc.feats, content_enc.feats),
                     "style": losses.style_loss(stylized_enc.feats, style_grams),
                     "tv": losses.tv_loss(stylized),
-                    "adv": losses.generator_adversarial_loss(D(stylized)),
+                    "adv": losses.generator_adversarial_loss(discriminate(stylized)),
                     "cycle": losses.cycle_loss(cycled, content),
                 }
             batch_means = torch.stack([terms[n].detach().float().mean() for n in LAMBDA_NAMES])
@@ -405,10 +420,12 @@ def train(cfg: TrainConfig) -> Path:
             d_total = d_total + d_loss.detach() / cfg.grad_accum
             g_total = g_total + g_loss.detach() / cfg.grad_accum
 
-        # non-finite guard: every process skips together
-        finite = torch.tensor(float(torch.isfinite(d_total) and torch.isfinite(g_total) and torch.isfinite(term_sums).all()), device=device)
-        all_reduce_mean(finite, world)
-        if finite.item() < 1:
+        # The step's one wait for the device: losses, terms and the time flag come back in a single transfer.
+        # A non-finite value on any process makes the mean non-finite, so every process skips together.
+        out_of_time = torch.tensor([float(bool(cfg.max_minutes) and time.time() - started > cfg.max_minutes * 60)])
+        stats = torch.cat([torch.stack([d_total, g_total]).float(), term_sums / cfg.grad_accum, out_of_time.to(device)])
+        d_value, g_value, *term_means, out_of_time = all_reduce_mean(stats, world).tolist()
+        if not all(math.isfinite(v) for v in (d_value, g_value, *term_means)):
             opt_g.zero_grad(set_to_none=True)
             opt_d.zero_grad(set_to_none=True)
             nonfinite_total += 1
@@ -427,20 +444,17 @@ def train(cfg: TrainConfig) -> Path:
         opt_d.zero_grad(set_to_none=True)
         check_in_sync(G, world, step)
         check_in_sync(D, world, step)
-        term_means = all_reduce_mean(term_sums / cfg.grad_accum, world)
-        for name, value in zip(LAMBDA_NAMES, term_means.tolist()):
+        for name, value in zip(LAMBDA_NAMES, term_means):
             if name not in FIXED_NORMALISERS:
                 normalisers[name] = cfg.normaliser_decay * normalisers[name] + (1 - cfg.normaliser_decay) * abs(value)
         step += 1
-        if cfg.max_minutes:
-            out_of_time = torch.tensor(float(time.time() - started > cfg.max_minutes * 60), device=device)
-            if all_reduce_mean(out_of_time, world).item() > 0 and step < cfg.iters:
-                log.info("time budget of %g min reached at step %d", cfg.max_minutes, step)
-                cfg.iters = step
+        if out_of_time > 0 and step < cfg.iters:
+            log.info("time budget of %g min reached at step %d", cfg.max_minutes, step)
+            cfg.iters = step
 
         if main_process:
             if step % cfg.log_every == 0 or step == cfg.iters:
-                row = [step, round(time.time() - started, 2), d_total.item(), g_total.item(), *term_means.tolist(),
+                row = [step, round(time.time() - started, 2), d_value, g_value, *term_means,
                        *(normalisers[n] for n in LAMBDA_NAMES), nonfinite_total]
                 with csv_path.open("a", newline="") as f:
                     csv.writer(f).writerow([f"{v:.6g}" if isinstance(v, float) else v for v in row])
@@ -453,6 +467,7 @@ def train(cfg: TrainConfig) -> Path:
             if step % cfg.save_every == 0 or step == cfg.iters:
                 save_checkpoint(out, cfg, step, G, D, opt_g, opt_d, normalisers, banks, uploader)
 
+    prefetch.close()
     if main_process:
         progress.close()
         log.info("done: %d steps in %.1f s (%d non-finite skipped); model in %s", step, time.time() - started, nonfinite_total, out / "model")
