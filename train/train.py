@@ -372,6 +372,8 @@ def train(cfg: TrainConfig) -> Path:
         term_sums = torch.zeros(len(LAMBDA_NAMES), device=device)
         d_total = g_total = torch.zeros((), device=device)
         for micro in range(cfg.grad_accum):
+            if cfg.compile:  # CUDA graphs (reduce-overhead) may reuse their output memory from here on
+                torch.compiler.cudagraph_mark_step_begin()
             upcoming = (step, micro + 1) if micro + 1 < cfg.grad_accum else (step + 1, 0)
             batch = prefetch.get((step, micro), upcoming)
             content, style, lambdas, recon = (t.to(device, non_blocking=True) for t in batch)
