@@ -171,13 +171,15 @@ def test_prefetcher_hands_back_exactly_what_each_key_draws():
         drawn.append((step, micro))
         return (torch.full((2,), float(step * 10 + micro)),)
 
-    prefetch = train_data.Prefetcher(draw)
     keys = [(0, 0), (1, 0), (1, 0), (2, 0)]  # (1, 0) twice: a step skipped by the NaN guard is redrawn
-    for key, upcoming in zip(keys, keys[1:] + [None]):
-        (batch,) = prefetch.get(key, upcoming)
-        assert torch.equal(batch, torch.full((2,), float(key[0] * 10 + key[1])))
-    prefetch.close()
-    assert drawn.count((0, 0)) == 1 and drawn.count((2, 0)) == 1  # prefetched keys are not drawn twice
+    for background in (True, False):
+        drawn.clear()
+        prefetch = train_data.Prefetcher(draw, background=background)
+        for key, upcoming in zip(keys, keys[1:] + [None]):
+            (batch,) = prefetch.get(key, upcoming)
+            assert torch.equal(batch, torch.full((2,), float(key[0] * 10 + key[1])))
+        prefetch.close()
+        assert drawn.count((0, 0)) == 1 and drawn.count((2, 0)) == 1  # prefetched keys are not drawn twice
 
 
 def test_compiled_training_matches_eager(data_dirs, tmp_path):

@@ -365,7 +365,8 @@ def train(cfg: TrainConfig) -> Path:
     if main_process:
         progress = tqdm(total=cfg.iters, initial=step, desc="train", dynamic_ncols=True, disable=None)
     nonfinite_total = nonfinite_run = 0
-    prefetch = Prefetcher(lambda s, m: draw_batch(cfg, s, m, rank, world, *banks), pin_memory=device.type == "cuda")
+    prefetch = Prefetcher(lambda s, m: draw_batch(cfg, s, m, rank, world, *banks), pin_memory=device.type == "cuda",
+                          background=device.type != "cpu")
     started = time.time()
 
     while step < cfg.iters:
