@@ -50,9 +50,8 @@ def discriminator_hinge_loss(real_logits: list[torch.Tensor], fake_logits: list[
     while keeping the batch shape fixed; the term is their weighted mean, 0 when every weight is 0."""
     real = _patch_mean(real_logits, lambda l: F.relu(1 - l)).mean()
     fake = _patch_mean(fake_logits, lambda l: F.relu(1 + l))
-    if fake_weight is None:
-        return real + fake.mean()
-    return real + (fake * fake_weight).sum() / fake_weight.sum().clamp_min(1)
+    weight = torch.ones_like(fake) if fake_weight is None else fake_weight
+    return real + (fake * weight).sum() / weight.sum().clamp_min(1)
 
 
 def weighted_objective(terms: dict[str, torch.Tensor], lambdas: torch.Tensor, normalisers: dict[str, float]) -> torch.Tensor:

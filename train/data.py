@@ -105,7 +105,7 @@ class Prefetcher:
     def __init__(self, draw, pin_memory: bool = False, background: bool = True):
         self.draw, self.pin_memory = draw, pin_memory
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prefetch") if background else None
-        self.pending: dict = {}
+        self.ahead = None  # (key, future) of the batch being drawn ahead
 
     def _draw(self, key):
         tensors = self.draw(*key)
@@ -115,10 +115,9 @@ class Prefetcher:
         """The batch for `key`; starts drawing `next_key`'s meanwhile."""
         if self.pool is None:
             return self._draw(key)
-        future = self.pending.pop(key, None) or self.pool.submit(self._draw, key)
-        self.pending = {}  # a skipped step (NaN guard) redraws its own key; stale prefetches are dropped
-        if next_key is not None:
-            self.pending[next_key] = self.pool.submit(self._draw, next_key)
+        # a step skipped by the NaN guard asks for its own key again: the batch drawn ahead is not it
+        future = self.ahead[1] if self.ahead and self.ahead[0] == key else self.pool.submit(self._draw, key)
+        self.ahead = (next_key, self.pool.submit(self._draw, next_key)) if next_key is not None else None
         return future.result()
 
     def close(self) -> None:

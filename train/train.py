@@ -425,8 +425,8 @@ def train(cfg: TrainConfig) -> Path:
 
         # The step's one wait for the device: losses, terms and the time flag come back in a single transfer.
         # A non-finite value on any process makes the mean non-finite, so every process skips together.
-        out_of_time = torch.tensor([float(bool(cfg.max_minutes) and time.time() - started > cfg.max_minutes * 60)])
-        stats = torch.cat([torch.stack([d_total, g_total]).float(), term_sums / cfg.grad_accum, out_of_time.to(device)])
+        time_flag = torch.tensor([float(bool(cfg.max_minutes) and time.time() - started > cfg.max_minutes * 60)])
+        stats = torch.cat([torch.stack([d_total, g_total]).float(), term_sums / cfg.grad_accum, time_flag.to(device)])
         d_value, g_value, *term_means, out_of_time = all_reduce_mean(stats, world).tolist()
         if not all(math.isfinite(v) for v in (d_value, g_value, *term_means)):
             opt_g.zero_grad(set_to_none=True)
