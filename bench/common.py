@@ -16,10 +16,11 @@ DATA = REPO.parent / "shared" / "data"
 RESULTS = REPO / "bench" / "results"
 
 
-def held_out(kind: str, count: int) -> list[Path]:
+def held_out(kind: str, count: int, offset: float = 0.0) -> list[Path]:
     """`count` held-out files of `kind` (content | style), evenly spaced through bench/holdout.txt.
 
-    The list is sorted by name, i.e. by source: even spacing draws from every source, not one.
+    The list is sorted by name, i.e. by source: even spacing draws from every source, not one. offset=0.5 picks
+    the files halfway between those of offset 0: a validation set disjoint from the test set.
     """
     names, section = [], None
     for line in (REPO / "bench" / "holdout.txt").read_text().splitlines():
@@ -27,7 +28,7 @@ def held_out(kind: str, count: int) -> list[Path]:
             section = line[2:].strip()
         elif line.strip() and section == kind:
             names.append(DATA / kind / line.strip())
-    return [names[i * len(names) // count] for i in range(count)]
+    return [names[int((i + offset) * len(names) / count)] for i in range(count)]
 
 
 def gatys(content: torch.Tensor, style: torch.Tensor, encoder: VGGEncoder, lambdas: torch.Tensor,
