@@ -1,7 +1,7 @@
 """Training speed: iterations/s of the real loop (train/train.py). Not run by pytest.
 
     python bench/train_speed.py                  # CPU, 2 threads: 128 and 256 px, batch 4 -> train_speed_cpu.json
-    python bench/train_speed.py --device cuda    # batch 8 x 256: eager, bf16, bf16 + torch.compile, + CUDA graphs
+    python bench/train_speed.py --device cuda    # 256 px: eager, bf16, bf16 + torch.compile, + CUDA graphs (batch 8, 32)
                                                  # -> train_speed_cuda.json
 Timed steps exclude the first ones (warm-up, compilation); the loop waits for the device once per step, so the
 log's wall-clock seconds are device time.
@@ -27,7 +27,10 @@ PLANS = {
     "cuda": [("bf16", 256, 8, 60, 10, ["--amp"]),
              ("bf16 + compile + CUDA graphs", 256, 8, 80, 30, ["--amp", "--compile", "reduce-overhead"]),
              ("eager fp32", 256, 8, 50, 10, []),
-             ("bf16 + compile", 256, 8, 80, 30, ["--amp", "--compile", "default"])],
+             ("bf16 + compile", 256, 8, 80, 30, ["--amp", "--compile", "default"]),
+             # the batch the fine-tunes use: are CUDA graphs still worth their compile time there?
+             ("bf16", 256, 32, 40, 10, ["--amp"]),
+             ("bf16 + compile + CUDA graphs", 256, 32, 60, 30, ["--amp", "--compile", "reduce-overhead"])],
 }
 
 

@@ -4,6 +4,8 @@
 # writes its JSON after every row, so one stopped at the budget keeps what it measured.
 # COMPILE=MODE trains with --compile MODE (use a mode bench/train_speed.py has shown to work and pay off on that card).
 # Usage (on the device machine): bash scripts/gpu_run.sh "$OUT" [extra train.py flags, e.g. --init-from weights]
+# The 2026-11-27 call (carry .gpu/half, made by scripts/shrink_dataset.py; it ended with 47 s to spare of 600):
+#   DATA=.gpu/half BATCH=32 TRAIN_MINUTES=4 TRAIN_SPEED=1 BUDGET_S=555 bash scripts/gpu_run.sh "$OUT" --init-from weights
 set -uo pipefail
 out="$1"; shift
 export PYTHONUNBUFFERED=1
