@@ -23,6 +23,17 @@ from stylize.pipeline import Stylizer
 GRID = {"adv": (0.01, 0.03, 0.1, 0.3, 1.0), "cycle": (0.01, 0.05, 0.2, 0.5, 2.0)}
 
 
+def validation_images(contents: int, styles: int, side: int) -> tuple[list[Path], list[Path], list, list]:
+    """Held-out files halfway between bench/quality.py's picks: content paths, style paths, content images, style images."""
+    content_paths, style_paths = held_out("content", contents, offset=0.5), held_out("style", styles, offset=0.5)
+    return content_paths, style_paths, [load(p, side) for p in content_paths], [load(p, side) for p in style_paths]
+
+
+def encoded_pairs(stylizer: Stylizer, contents: list, styles: list) -> list:
+    """Every (content, style) pair as (content encoding, content tensor, style encoding, style tensor)."""
+    return [(stylizer.encode_content(c), to_tensor(c), stylizer.encode_style(s), to_tensor(s)) for c in contents for s in styles]
+
+
 @torch.no_grad()
 def score(stylizer: Stylizer, metrics: Metrics, pairs, weights: dict) -> dict:
     lambdas = stylizer.resolve_lambdas(weights)
@@ -43,10 +54,8 @@ def main() -> None:
     torch.set_num_threads(2)
     stylizer = Stylizer.from_pretrained(args.model, device="cpu")
     metrics = Metrics(stylizer.generator.encoder)
-    contents = [load(p, args.side) for p in held_out("content", args.contents, offset=0.5)]
-    styles = [load(p, args.side) for p in held_out("style", args.styles, offset=0.5)]
-    pairs = [(stylizer.encode_content(c), to_tensor(c), stylizer.encode_style(s), to_tensor(s))
-             for c in contents for s in styles]
+    content_paths, style_paths, contents, styles = validation_images(args.contents, args.styles, args.side)
+    pairs = encoded_pairs(stylizer, contents, styles)
 
     low = {n: stylizer.lambda_ranges[n][0] for n in GRID}
     reference = score(stylizer, metrics, pairs, low)
@@ -63,8 +72,7 @@ def main() -> None:
     eligible = [p for p in grid if p["eligible"]]
     chosen = min(eligible, key=lambda p: p["product"]) if eligible else None
     result = {"model": args.model, "pairs": f"{len(contents)} x {len(styles)}", "side": args.side,
-              "contents": [p.name for p in held_out("content", args.contents, offset=0.5)],
-              "styles": [p.name for p in held_out("style", args.styles, offset=0.5)],
+              "contents": [p.name for p in content_paths], "styles": [p.name for p in style_paths],
               "no_gan": reference, "grid": grid, "chosen": chosen}
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "defaults_scan.json").write_text(json.dumps(result, indent=2))

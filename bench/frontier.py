@@ -14,8 +14,8 @@ import math
 
 import torch
 
-from common import RESULTS, Metrics, held_out, load, to_tensor
-from defaults_scan import score
+from common import RESULTS, Metrics
+from defaults_scan import encoded_pairs, score, validation_images
 
 from stylize.pipeline import Stylizer
 
@@ -29,8 +29,7 @@ def main() -> None:
     parser.add_argument("--points", type=int, default=5)
     args = parser.parse_args()
     torch.set_num_threads(2)
-    contents = [load(p, args.side) for p in held_out("content", args.contents, offset=0.5)]
-    styles = [load(p, args.side) for p in held_out("style", args.styles, offset=0.5)]
+    _, _, contents, styles = validation_images(args.contents, args.styles, args.side)
     stylizers = {m: Stylizer.from_pretrained(m, device="cpu") for m in args.models}
     lo = max(s.lambda_ranges["content"][0] for s in stylizers.values())
     hi = min(s.lambda_ranges["content"][1] for s in stylizers.values())
@@ -38,7 +37,7 @@ def main() -> None:
     curves = {}
     for name, stylizer in stylizers.items():
         metrics = Metrics(stylizer.generator.encoder)
-        pairs = [(stylizer.encode_content(c), to_tensor(c), stylizer.encode_style(s), to_tensor(s)) for c in contents for s in styles]
+        pairs = encoded_pairs(stylizer, contents, styles)
         curves[name] = [score(stylizer, metrics, pairs, {"content": v}) for v in values]
         for point in curves[name]:
             print(name, {k: round(v, 4) for k, v in point.items()}, flush=True)
