@@ -104,7 +104,7 @@ def sweep(stylizer: Stylizer, contents, styles, metrics: Metrics, count: int) ->
                         cycled = G.decode(G.encode_content(image), c_as_style, lambdas)
                         measured.append((cycled - c).abs().mean().item())
                     elif key == "d_score":
-                        measured.append(sum(l.mean() for l in stylizer.discriminator(image)).item() if stylizer.discriminator else float("nan"))
+                        measured.append(sum(l.mean() for l in stylizer.critic(image, s_enc)).item() if stylizer.discriminator else float("nan"))
                     else:
                         measured.append(metrics(image, c, s)[key])
             means.append(statistics.fmean(measured))

@@ -2,10 +2,15 @@
 # One prepared device call: train on the carried DATA for TRAIN_MINUTES, then, in the time left before BUDGET_S,
 # time inference (eager, compiled, CUDA graphs) and, with TRAIN_SPEED=1, the training loop's variants. Each bench
 # writes its JSON after every row, so one stopped at the budget keeps what it measured.
+# VARIANTS="A;B" trains one run per ';'-separated set of extra train.py flags, all at once on the one GPU (an eager
+# step leaves it idle between kernel launches, so two runs cost each far less than half its speed); run i comes back
+# as $OUT/run<i>.tar (model folder without VGG, log.csv) and $OUT/run<i>_samples.png, its console as run<i>.txt.
 # COMPILE=MODE trains with --compile MODE (use a mode bench/train_speed.py has shown to work and pay off on that card).
-# Usage (on the device machine): bash scripts/gpu_run.sh "$OUT" [extra train.py flags, e.g. --init-from weights]
-# The 2026-11-27 call (carry .gpu/half, made by scripts/shrink_dataset.py; it ended with 47 s to spare of 600):
+# Usage (on the device machine): bash scripts/gpu_run.sh "$OUT" [train.py flags for every run, e.g. --init-from weights]
+# The 2026-11-27 calls (carried data made by scripts/shrink_dataset.py):
 #   DATA=.gpu/half BATCH=32 TRAIN_MINUTES=4 TRAIN_SPEED=1 BUDGET_S=555 bash scripts/gpu_run.sh "$OUT" --init-from weights
+#   DATA=.gpu/other BATCH=32 TRAIN_MINUTES=7.5 VARIANTS=";--d-style-condition" BUDGET_S=540 \
+#     bash scripts/gpu_run.sh "$OUT" --init-from weights
 set -uo pipefail
 out="$1"; shift
 export PYTHONUNBUFFERED=1
@@ -14,19 +19,28 @@ deadline=$((SECONDS + ${BUDGET_S:-570}))
 left() { echo $((deadline - SECONDS)); }
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
 python3 -c "import torch; print('torch', torch.__version__)"
-python3 train/train.py --device cuda --amp --content-dir "$data/content" --style-dir "$data/style" \
-  --size 256 --batch-size "${BATCH:-8}" --iters 1000000 --max-minutes "${TRAIN_MINUTES:-7}" \
-  --sample-every 1000 --save-every 1000 --log-every 100 --out /tmp/run ${COMPILE:+--compile "$COMPILE"} "$@" 2>&1 \
-  | tee "$out/train.txt" | grep -v '^step' | tail -n 8
-tail -n 3 /tmp/run/log.csv
-for f in generator.safetensors discriminator.safetensors config.json samples.png; do cp /tmp/run/model/$f "$out/"; done
-cp /tmp/run/log.csv "$out/"
+IFS=';' read -r -a variants <<< "${VARIANTS:-}"
+[ "${#variants[@]}" -eq 0 ] && variants=("")
+threads=$(( $(nproc) / ${#variants[@]} ))
+for i in "${!variants[@]}"; do
+  # shellcheck disable=SC2086  # each variant is a list of flags
+  OMP_NUM_THREADS=$threads python3 train/train.py --device cuda --amp --content-dir "$data/content" --style-dir "$data/style" \
+    --size 256 --batch-size "${BATCH:-8}" --iters 1000000 --max-minutes "${TRAIN_MINUTES:-7}" \
+    --sample-every 1000 --save-every 1000 --log-every 100 --out "/tmp/run$i" ${COMPILE:+--compile "$COMPILE"} "$@" \
+    ${variants[$i]} > "$out/run$i.txt" 2>&1 &
+done
+wait
+for i in "${!variants[@]}"; do
+  echo "run $i (${variants[$i]:-base flags}):"; grep -v '^step' "$out/run$i.txt" | tail -n 4; tail -n 2 "/tmp/run$i/log.csv"
+  tar -cf "$out/run$i.tar" -C "/tmp/run$i" log.csv model/generator.safetensors model/discriminator.safetensors model/config.json
+  cp "/tmp/run$i/model/samples.png" "$out/run${i}_samples.png"
+done
 echo "after training: $(left) s left"
 # inference timing gets at most half of what is left when the training-speed bench follows
 # (timeout 0 would mean no limit: a bench with 20 s or less left is skipped)
 share=$(( ${TRAIN_SPEED:-0} == 1 ? $(left) / 2 : $(left) ))
 if [ "$share" -gt 20 ]; then
-  timeout "$share" python3 bench/gpu_speed.py --model /tmp/run/model --out "$out/gpu_speed.json" 2>&1 | tail -n 14
+  timeout "$share" python3 bench/gpu_speed.py --model /tmp/run0/model --out "$out/gpu_speed.json" 2>&1 | tail -n 14
 fi
 if [ "${TRAIN_SPEED:-0}" = 1 ] && [ "$(left)" -gt 20 ]; then
   timeout "$(left)" python3 bench/train_speed.py --device cuda --data "$data" --out "$out/train_speed_cuda.json" 2>&1 | grep "^{"

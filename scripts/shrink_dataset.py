@@ -1,7 +1,7 @@
 """Copy image folders with the short side reduced to --side px (JPEG), leaving out held-out files.
 
 Used to carry the training set to a lent GPU machine and to speed up loading. A device call carries at most 64 MiB,
-code and weights (~31 MB) included, so the set that fits is every 2nd photo at 256 px:
+code and weights (~31 MB) included, so the set that fits is every 2nd photo at 256 px (--content-offset 1: the other half):
     python scripts/shrink_dataset.py ../shared/data .gpu/half --side 256 --quality 80 --content-every 2 --holdout bench/holdout.txt
 """
 import argparse
@@ -24,6 +24,8 @@ def main() -> None:
     parser.add_argument("--quality", type=int, default=88, help="JPEG quality (default %(default)s)")
     parser.add_argument("--holdout", type=Path, help="file names to leave out, one per line")
     parser.add_argument("--content-every", type=int, default=1, help="keep every Nth photo (default: all)")
+    parser.add_argument("--content-offset", type=int, default=0,
+                        help="start at this photo, so offsets 0..N-1 of --content-every N split the set (default 0)")
     args = parser.parse_args()
     exclude = read_name_list(args.holdout) if args.holdout else set()
     for sub in ("content", "style"):
@@ -31,7 +33,7 @@ def main() -> None:
         out_dir.mkdir(parents=True, exist_ok=True)
         kept = 0
         paths = [p for p in list_images(args.src / sub) if p.name not in exclude]
-        for path in paths[:: args.content_every if sub == "content" else 1]:
+        for path in paths[args.content_offset :: args.content_every] if sub == "content" else paths:
             try:
                 image = load_image(path, path.name)
             except ImageInputError as err:

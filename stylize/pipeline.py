@@ -15,7 +15,7 @@ from PIL import Image
 
 from . import losses
 from .checkpoint import load_model_folder
-from .discriminator import MultiScaleDiscriminator
+from .discriminator import MultiScaleDiscriminator, style_code
 from .functional import rgb_to_yuv, yuv_to_rgb
 from .generator import LAMBDA_NAMES, ContentEncoding, Generator, StyleEncoding
 from .hub import resolve_model_folder
@@ -152,6 +152,10 @@ class Stylizer:
                 grid.paste(cell, (c * cell_w, r * cell_h))
         return grid
 
+    def critic(self, image: torch.Tensor, style: StyleEncoding) -> list[torch.Tensor]:
+        """The discriminator's patch logits for `image` as a stylisation of `style` (an unconditional D ignores it)."""
+        return self.discriminator(image.float(), style_code(style.stats) if self.discriminator.conditional else None)
+
     # --- refine: optimise the image with exactly these lambdas ---------------------------------
     def refine(self, start: torch.Tensor, content_image: Image.Image, style_image: Image.Image,
                lambdas: torch.Tensor, steps: int, seed: int | None = None, lr: float = 0.01) -> torch.Tensor:
@@ -168,7 +172,8 @@ class Stylizer:
         with torch.no_grad():
             content = to_tensor(content_image).to(self.device)
             content_feats = encoder(content)
-            style_grams = losses.style_grams(encoder(to_tensor(style_image).to(self.device)))
+            style_feats = encoder(to_tensor(style_image).to(self.device))
+            style_grams = losses.style_grams(style_feats)
         # a little noise lets the optimiser leave the generator's exact output
         noise = torch.randn(start.shape, generator=gen).to(self.device) * 0.01
         image = (start.float() + noise).clamp(0, 1).requires_grad_(True)
@@ -184,7 +189,7 @@ class Stylizer:
                     "cycle": losses.cycle_loss(generator.decode(generator.encode_content(image), content_enc_as_style, lambdas), content),
                 }
                 if self.discriminator is not None:
-                    terms["adv"] = losses.generator_adversarial_loss(self.discriminator(image))
+                    terms["adv"] = losses.generator_adversarial_loss(self.critic(image, Generator.style_encoding_from_feats(style_feats)))
                 loss = losses.weighted_objective(terms, lambdas, self.normalisers).sum()
                 optimiser.zero_grad(set_to_none=True)
                 loss.backward()

@@ -98,6 +98,21 @@ def test_discriminator_returns_patch_logits_per_scale(tiny_discriminator):
     assert [tuple(l.shape) for l in logits] == [(3, 1, 16, 16), (3, 1, 8, 8)]
 
 
+def test_style_conditional_discriminator_starts_as_its_trunk_and_then_reads_the_code(tiny_discriminator):
+    image, codes = torch.rand(2, 3, 64, 64), torch.rand(2, 10)
+    conditional = tiny_discriminator.with_style_condition(10)
+    assert conditional.config["style_dim"] == 10
+    for plain, projected in zip(tiny_discriminator(image), conditional(image, codes)):
+        assert torch.allclose(plain, projected)  # zero-initialised projections: the same critic
+    with pytest.raises(ValueError, match="style-conditional"):
+        conditional(image)
+    torch.nn.init.normal_(conditional.projections[0].weight)
+    same_image = image[:1].expand(2, -1, -1, -1)
+    logits = conditional(same_image, codes)[0]
+    assert not torch.allclose(logits[0], logits[1])  # one image, two styles: two scores
+    assert all(torch.allclose(l[0], l[1]) for l in conditional(same_image, codes[:1].expand(2, -1)))
+
+
 def test_losses_zero_for_identical_inputs_positive_otherwise(encoder):
     torch.manual_seed(0)
     a, b = torch.rand(2, 3, 64, 64), torch.rand(2, 3, 64, 64)

@@ -75,6 +75,21 @@ def test_discriminator_and_generator_both_learn(data_dirs, tmp_path):
     assert any("original" in k for k in changed)  # D's spectrally normalised weights themselves moved
 
 
+def test_style_conditional_critic_continues_an_unconditional_model(data_dirs, tmp_path):
+    plain, conditional = tmp_path / "plain", tmp_path / "conditional"
+    assert train_mod.main(args_for(data_dirs, plain, "--iters", "1")) == 0
+    assert train_mod.main(args_for(data_dirs, conditional, "--iters", "2", "--init-from", str(plain / "model"),
+                                   "--d-style-condition")) == 0
+    before = load_file(plain / "model" / "discriminator.safetensors")
+    after = load_file(conditional / "model" / "discriminator.safetensors")
+    assert set(after) - set(before) and all(k.startswith("projections.") for k in set(after) - set(before))
+    assert any(after[k].abs().sum() > 0 for k in after if k.startswith("projections."))  # the condition was learned
+    stylizer = Stylizer.from_pretrained(conditional / "model", device="cpu")
+    assert stylizer.discriminator.conditional
+    content, style = Image.new("RGB", (64, 64), "red"), Image.new("RGB", (64, 64), "blue")
+    assert stylizer(content, style, refine_steps=1, lambdas={"adv": 1.0}).size == (64, 64)  # refine feeds D the code
+
+
 def test_resume_equals_straight_run(data_dirs, tmp_path):
     straight, split = tmp_path / "straight", tmp_path / "split"
     assert train_mod.main(args_for(data_dirs, straight, "--iters", "4", "--seed", "3")) == 0

@@ -28,8 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python train/tr
 
 from stylize import losses  # noqa: E402
 from stylize.checkpoint import EMBEDDED_DIR, VGG_FILE, CheckpointError, atomic_write, load_model_folder, save_model_folder  # noqa: E402
-from stylize.discriminator import MultiScaleDiscriminator  # noqa: E402
-from stylize.encoder import VGGEncoder  # noqa: E402
+from stylize.discriminator import MultiScaleDiscriminator, style_code  # noqa: E402
+from stylize.encoder import TAP_CHANNELS, VGGEncoder  # noqa: E402
 from stylize.generator import LAMBDA_NAMES, Generator, log_lambda_normalisation  # noqa: E402
 from stylize.hub import HubUploader, model_card  # noqa: E402
 from stylize.images import to_pil  # noqa: E402
@@ -44,6 +44,7 @@ LAMBDA_RANGES = {"content": (0.1, 10.0), "style": (0.3, 30.0), "tv": (0.01, 1.0)
 # Hinge logits of a spectrally normalised D are O(1) by construction and their mean hovers near 0,
 # so a running average would be a poor scale: the adversarial term keeps a fixed normaliser of 1.
 FIXED_NORMALISERS = {"adv": 1.0}
+STYLE_CODE_DIM = 2 * sum(TAP_CHANNELS)  # per-tap VGG mean and std of the style image
 COMPILE_MODES = ("", "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 
@@ -59,6 +60,7 @@ class TrainConfig:
     max_minutes: float = 0.0  # wall-clock budget; at the first step past it, save and stop (0: none)
     lr: float = 2e-4  # Adam learning rate of the generator
     lr_d: float = 2e-4  # Adam learning rate of the discriminator
+    d_style_condition: bool = False  # D judges "a patch of this painting?" instead of "a painting?"
     device: str = "auto"  # auto | cpu | cuda
     amp: bool = False  # bf16 autocast (meant for CUDA)
     compile: str = ""  # torch.compile mode for encoder, decoder and D: default | reduce-overhead | max-autotune ("": eager)
@@ -89,6 +91,8 @@ HELP = {
     "max_minutes": "wall-clock budget in minutes: past it, save and stop as if --iters were reached (0: none)",
     "lr": "generator Adam learning rate (default %(default)s)",
     "lr_d": "discriminator Adam learning rate (default %(default)s)",
+    "d_style_condition": "style-conditional D (projection of the style's VGG statistics, mismatched paintings as "
+                         "fakes); an unconditional D from --init-from keeps its trunk",
     "device": "auto | cpu | cuda (default %(default)s)",
     "amp": "bf16 autocast, for CUDA (works on CPU, slowly); also on when accelerate's mixed_precision is bf16",
     "compile": "torch.compile the encoder, decoder and discriminator with this mode: default, reduce-overhead "
@@ -293,9 +297,13 @@ def build_models(cfg: TrainConfig) -> tuple[Generator, MultiScaleDiscriminator, 
     if cfg.init_from:
         G, D, init_config = load_model_folder(Path(cfg.init_from))
         log.info("initialised from %s (step %s)", cfg.init_from, init_config.get("training", {}).get("step"))
-        return G, D or MultiScaleDiscriminator(), dict(init_config["lambdas"]["normalisers"])
+        D = D or MultiScaleDiscriminator(style_dim=STYLE_CODE_DIM if cfg.d_style_condition else 0)
+        if cfg.d_style_condition and not D.conditional:
+            D = D.with_style_condition(STYLE_CODE_DIM)
+        return G, D, dict(init_config["lambdas"]["normalisers"])
     arch = log_lambda_normalisation({n: tuple(r) for n, r in cfg.lambda_ranges.items()})
-    return Generator(VGGEncoder.from_file(EMBEDDED_DIR / VGG_FILE), **arch), MultiScaleDiscriminator(), {}
+    D = MultiScaleDiscriminator(style_dim=STYLE_CODE_DIM if cfg.d_style_condition else 0)
+    return Generator(VGGEncoder.from_file(EMBEDDED_DIR / VGG_FILE), **arch), D, {}
 
 
 # --- the loop ---------------------------------------------------------------------------------
@@ -387,14 +395,21 @@ def train(cfg: TrainConfig) -> Path:
                     content_enc = G.encode_content(content)
                     style_feats = G.encoder(style)
                     style_grams = losses.style_grams(style_feats)
-                stylized = decode(content_enc, G.style_encoding_from_feats(style_feats), lambdas, strength)
+                    style_enc = G.style_encoding_from_feats(style_feats)
+                    code = style_code(style_enc.stats) if D.conditional else None
+                stylized = decode(content_enc, style_enc, lambdas, strength)
 
                 # D: paintings are real, stylised outputs fake. Reconstruction examples are weighted out rather than
                 # indexed out, so every step has the same shapes (no host sync, compiled graphs are reused).
-                logits = discriminate(torch.cat([style, stylized.detach()]))
+                if D.conditional:  # matching-aware: a painting under another painting's code is a fake too
+                    logits = discriminate(torch.cat([style, stylized.detach(), style]), torch.cat([code, code, code.roll(1, 0)]))
+                    fake_weight = torch.cat([strength, torch.full_like(strength, float(len(style) > 1))])
+                else:
+                    logits = discriminate(torch.cat([style, stylized.detach()]))
+                    fake_weight = strength
                 real_logits = [l[: len(style)] for l in logits]
                 fake_logits = [l[len(style):] for l in logits]
-                d_loss = losses.discriminator_hinge_loss(real_logits, fake_logits, fake_weight=strength)
+                d_loss = losses.discriminator_hinge_loss(real_logits, fake_logits, fake_weight=fake_weight)
             # D's backward runs before D is frozen: autograd drops gradients of leaves that no longer require them.
             (d_loss / cfg.grad_accum).backward()
 
@@ -407,7 +422,7 @@ def train(cfg: TrainConfig) -> Path:
                     "content": losses.content_loss(stylized_enc.feats, content_enc.feats),
                     "style": losses.style_loss(stylized_enc.feats, style_grams),
                     "tv": losses.tv_loss(stylized),
-                    "adv": losses.generator_adversarial_loss(discriminate(stylized)),
+                    "adv": losses.generator_adversarial_loss(discriminate(stylized, code)),
                     "cycle": losses.cycle_loss(cycled, content),
                 }
             batch_means = torch.stack([terms[n].detach().float().mean() for n in LAMBDA_NAMES])
