@@ -3,9 +3,10 @@ not use (halfway between its picks), so the quality table stays a test the choic
 
     python bench/defaults_scan.py --model runs/x/model            # prints the grid, writes bench/results/defaults_scan.json
     python bench/defaults_scan.py --model runs/x/model --write    # also stores the choice in the model's config.json
+    python bench/defaults_scan.py --model runs/x/model --content 2 --cycle 0.5 1 2 5   # scan at another λ_content
 
 Each (adv, cycle) point of a log grid over the trained ranges is scored by mean distances over the pairs, the other
-weights at their defaults. The reference is the no-GAN point (adv and cycle at their range minimum). Eligible: points
+weights at their defaults (λ_content: --content). The reference is the no-GAN point (adv and cycle at their range minimum). Eligible: points
 no worse than it on content and better on both style distances; chosen: the eligible point with the lowest
 (1 + content) x (1 + style mean/std), the peer comparison's product. None eligible: the defaults stay.
 """
@@ -49,7 +50,10 @@ def main() -> None:
     parser.add_argument("--contents", type=int, default=6)
     parser.add_argument("--styles", type=int, default=6)
     parser.add_argument("--side", type=int, default=256)
-    parser.add_argument("--write", action="store_true", help="store the chosen adv and cycle defaults in config.json")
+    parser.add_argument("--content", type=float, help="λ_content of every point, reference included (default: the model's)")
+    parser.add_argument("--adv", type=float, nargs="+", default=GRID["adv"], help="λ_adv values of the grid")
+    parser.add_argument("--cycle", type=float, nargs="+", default=GRID["cycle"], help="λ_cycle values of the grid")
+    parser.add_argument("--write", action="store_true", help="store the chosen defaults (adv, cycle, and --content) in config.json")
     args = parser.parse_args()
     torch.set_num_threads(2)
     stylizer = Stylizer.from_pretrained(args.model, device="cpu")
@@ -57,13 +61,14 @@ def main() -> None:
     content_paths, style_paths, contents, styles = validation_images(args.contents, args.styles, args.side)
     pairs = encoded_pairs(stylizer, contents, styles)
 
+    fixed = {} if args.content is None else {"content": args.content}
     low = {n: stylizer.lambda_ranges[n][0] for n in GRID}
-    reference = score(stylizer, metrics, pairs, low)
+    reference = score(stylizer, metrics, pairs, {**fixed, **low})
     print("no-GAN", {k: round(v, 4) for k, v in reference.items()}, flush=True)
     grid = []
-    for adv in GRID["adv"]:
-        for cycle in GRID["cycle"]:
-            point = score(stylizer, metrics, pairs, {"adv": adv, "cycle": cycle})
+    for adv in args.adv:
+        for cycle in args.cycle:
+            point = score(stylizer, metrics, pairs, {**fixed, "adv": adv, "cycle": cycle})
             point["eligible"] = (point["content_relu4_1"] <= reference["content_relu4_1"]
                                  and point["style_gram"] < reference["style_gram"]
                                  and point["style_mean_std"] < reference["style_mean_std"])
@@ -80,7 +85,7 @@ def main() -> None:
     if args.write and chosen:
         config_path = Path(args.model) / "config.json"
         config = json.loads(config_path.read_text())
-        config["lambdas"]["defaults"].update(adv=chosen["adv"], cycle=chosen["cycle"])
+        config["lambdas"]["defaults"].update({k: chosen[k] for k in ("content", "adv", "cycle") if k in chosen})
         config["lambdas"]["defaults_chosen_by"] = "bench/defaults_scan.py on validation pairs (results/defaults_scan.json)"
         config_path.write_text(json.dumps(config, indent=2) + "\n")
         print("wrote", config_path)

@@ -2,14 +2,15 @@
 # One prepared device call: train on the carried DATA for TRAIN_MINUTES, then, in the time left before BUDGET_S,
 # time inference (eager, compiled, CUDA graphs) and, with TRAIN_SPEED=1, the training loop's variants. Each bench
 # writes its JSON after every row, so one stopped at the budget keeps what it measured.
-# VARIANTS="A;B" trains one run per ';'-separated set of extra train.py flags, all at once on the one GPU (an eager
-# step leaves it idle between kernel launches, so two runs cost each far less than half its speed); run i comes back
-# as $OUT/run<i>.tar (model folder without VGG, log.csv) and $OUT/run<i>_samples.png, its console as run<i>.txt.
+# VARIANTS="A;B" trains one run per ';'-separated set of extra train.py flags, all at once on the one GPU, to compare
+# variants within one call: at batch 32 the GPU is busy, so each gets half the steps (H200, 2026-11-27: 3.75 it/s each,
+# 7.5 together, 7.55 alone); run i comes back as $OUT/run<i>.tar (model folder without VGG, log.csv) and
+# $OUT/run<i>_samples.png, its console as run<i>.txt.
 # COMPILE=MODE trains with --compile MODE (use a mode bench/train_speed.py has shown to work and pay off on that card).
 # Usage (on the device machine): bash scripts/gpu_run.sh "$OUT" [train.py flags for every run, e.g. --init-from weights]
 # The 2026-11-27 calls (carried data made by scripts/shrink_dataset.py):
 #   DATA=.gpu/half BATCH=32 TRAIN_MINUTES=4 TRAIN_SPEED=1 BUDGET_S=555 bash scripts/gpu_run.sh "$OUT" --init-from weights
-#   DATA=.gpu/other BATCH=32 TRAIN_MINUTES=7.5 VARIANTS=";--d-style-condition" BUDGET_S=540 \
+#   DATA=.gpu/other BATCH=32 TRAIN_MINUTES=8 VARIANTS=";--d-style-condition" BUDGET_S=520 \
 #     bash scripts/gpu_run.sh "$OUT" --init-from weights
 set -uo pipefail
 out="$1"; shift

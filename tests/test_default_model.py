@@ -1,4 +1,4 @@
-"""The embedded default model (weights/): loads with no arguments, reconstructs at strength 0, sliders act."""
+"""The embedded default model (weights/): loads with no arguments, reconstructs at strength 0, sliders act, its critic tells styles apart."""
 import json
 
 import numpy as np
@@ -7,7 +7,7 @@ import torch
 from PIL import Image
 
 from stylize import losses
-from stylize.images import to_tensor
+from stylize.images import fit_size, to_tensor
 from stylize.pipeline import Stylizer
 
 from .conftest import REPO
@@ -47,3 +47,14 @@ def test_style_slider_moves_the_style_distance(default):
         distance = [losses.style_loss(encoder(to_tensor(default(content, style, lambdas={"style": v}, max_side=192))), grams).item()
                     for v in default.lambda_ranges["style"]]
     assert distance[1] < distance[0], distance  # more style weight, closer to the painting's Gram statistics
+
+
+def test_default_critic_knows_which_painting_a_patch_belongs_to(default):
+    """The style-conditional critic scores every example painting higher under its own style code than under any other."""
+    paintings = [fit_size(Image.open(p).convert("RGB"), 256) for p in sorted((REPO / "examples" / "style").glob("*.jpg"))]
+    codes = [default.encode_style(p) for p in paintings]
+    assert default.discriminator.conditional and len(paintings) >= 4
+    with torch.no_grad():
+        scores = torch.tensor([[sum(l.mean() for l in default.critic(to_tensor(p), code)).item() for code in codes]
+                               for p in paintings])
+    assert (scores.argmax(dim=1) == torch.arange(len(paintings))).all(), scores
