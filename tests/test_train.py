@@ -75,7 +75,7 @@ def test_discriminator_and_generator_both_learn(data_dirs, tmp_path):
     assert any("original" in k for k in changed)  # D's spectrally normalised weights themselves moved
 
 
-def test_style_conditional_critic_continues_an_unconditional_model(data_dirs, tmp_path):
+def test_style_conditional_critic_continues_an_unconditional_model(data_dirs, tmp_path, caplog):
     plain, conditional = tmp_path / "plain", tmp_path / "conditional"
     assert train_mod.main(args_for(data_dirs, plain, "--iters", "1")) == 0
     assert train_mod.main(args_for(data_dirs, conditional, "--iters", "2", "--init-from", str(plain / "model"),
@@ -86,6 +86,8 @@ def test_style_conditional_critic_continues_an_unconditional_model(data_dirs, tm
     assert any(after[k].abs().sum() > 0 for k in after if k.startswith("projections."))  # the condition was learned
     stylizer = Stylizer.from_pretrained(conditional / "model", device="cpu")
     assert stylizer.discriminator.conditional
+    assert train_mod.main(args_for(data_dirs, conditional, "--iters", "3", "--resume")) == 1  # flag forgotten: told, not crashed
+    assert "holds a style-conditional critic" in caplog.text and "add --d-style-condition" in caplog.text
     content, style = Image.new("RGB", (64, 64), "red"), Image.new("RGB", (64, 64), "blue")
     assert stylizer(content, style, refine_steps=1, lambdas={"adv": 1.0}).size == (64, 64)  # refine feeds D the code
 

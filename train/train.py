@@ -343,6 +343,9 @@ def train(cfg: TrainConfig) -> Path:
         if not resume_path.is_file():
             raise FileNotFoundError(f"--resume: no resume state at {resume_path}")
         state = torch.load(resume_path, map_location=device, weights_only=True)
+        if D.conditional != any(k.startswith("projections.") for k in state["discriminator"]):
+            raise ValueError(f"--resume: {resume_path} holds a {'' if not D.conditional else 'non-'}style-conditional critic; "
+                             f"resume with the flags the run started with ({'add' if not D.conditional else 'drop'} --d-style-condition)")
         G.load_trainable_state_dict(state["generator"])
         D.load_state_dict(state["discriminator"])
         opt_g.load_state_dict(state["opt_g"])
