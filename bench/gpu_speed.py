@@ -108,5 +108,6 @@ def main() -> None:
             row = {"compile": mode, "side": side, "batch": batch, "error": f"{type(err).__name__}: {err}"[:400]}
         record(row)
 
+
 if __name__ == "__main__":
     main()

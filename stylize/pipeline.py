@@ -174,6 +174,7 @@ class Stylizer:
             content_feats = encoder(content)
             style_feats = encoder(to_tensor(style_image).to(self.device))
             style_grams = losses.style_grams(style_feats)
+            style_enc = Generator.style_encoding_from_feats(style_feats)
         # a little noise lets the optimiser leave the generator's exact output
         noise = torch.randn(start.shape, generator=gen).to(self.device) * 0.01
         image = (start.float() + noise).clamp(0, 1).requires_grad_(True)
@@ -189,7 +190,7 @@ class Stylizer:
                     "cycle": losses.cycle_loss(generator.decode(generator.encode_content(image), content_enc_as_style, lambdas), content),
                 }
                 if self.discriminator is not None:
-                    terms["adv"] = losses.generator_adversarial_loss(self.critic(image, Generator.style_encoding_from_feats(style_feats)))
+                    terms["adv"] = losses.generator_adversarial_loss(self.critic(image, style_enc))
                 loss = losses.weighted_objective(terms, lambdas, self.normalisers).sum()
                 optimiser.zero_grad(set_to_none=True)
                 loss.backward()

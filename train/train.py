@@ -293,17 +293,18 @@ def read_name_list(path: Path) -> set[str]:
 
 
 def build_models(cfg: TrainConfig) -> tuple[Generator, MultiScaleDiscriminator, dict[str, float]]:
-    """Fresh (seeded) models, or those of --init-from with the loss normalisers they were trained with."""
+    """Fresh (seeded) models, or those of --init-from with the loss normalisers they were trained with.
+    --d-style-condition gives an unconditional D zero-initialised projections: it starts as the same critic."""
     if cfg.init_from:
         G, D, init_config = load_model_folder(Path(cfg.init_from))
         log.info("initialised from %s (step %s)", cfg.init_from, init_config.get("training", {}).get("step"))
-        D = D or MultiScaleDiscriminator(style_dim=STYLE_CODE_DIM if cfg.d_style_condition else 0)
-        if cfg.d_style_condition and not D.conditional:
-            D = D.with_style_condition(STYLE_CODE_DIM)
-        return G, D, dict(init_config["lambdas"]["normalisers"])
-    arch = log_lambda_normalisation({n: tuple(r) for n, r in cfg.lambda_ranges.items()})
-    D = MultiScaleDiscriminator(style_dim=STYLE_CODE_DIM if cfg.d_style_condition else 0)
-    return Generator(VGGEncoder.from_file(EMBEDDED_DIR / VGG_FILE), **arch), D, {}
+        D, normalisers = D or MultiScaleDiscriminator(), dict(init_config["lambdas"]["normalisers"])
+    else:
+        arch = log_lambda_normalisation({n: tuple(r) for n, r in cfg.lambda_ranges.items()})
+        G, D, normalisers = Generator(VGGEncoder.from_file(EMBEDDED_DIR / VGG_FILE), **arch), MultiScaleDiscriminator(), {}
+    if cfg.d_style_condition and not D.conditional:
+        D = D.with_style_condition(STYLE_CODE_DIM)
+    return G, D, normalisers
 
 
 # --- the loop ---------------------------------------------------------------------------------
