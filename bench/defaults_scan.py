@@ -4,6 +4,7 @@ not use (halfway between its picks), so the quality table stays a test the choic
     python bench/defaults_scan.py --model runs/x/model            # prints the grid, writes bench/results/defaults_scan.json
     python bench/defaults_scan.py --model runs/x/model --write    # also stores the choice in the model's config.json
     python bench/defaults_scan.py --model runs/x/model --content 2 --cycle 0.5 1 2 5   # scan at another λ_content
+    python bench/defaults_scan.py --model weights --adv 0.001 0.002 0.004 0.01 --cycle 0.001 0.003 0.01 0.03 0.1 0.3 1 --out defaults_scan_corner.json
 
 Each (adv, cycle) point of a log grid over the trained ranges is scored by mean distances over the pairs, the other
 weights at their defaults (λ_content: --content). The reference is the no-GAN point (adv and cycle at their range minimum). Eligible: points
@@ -53,6 +54,7 @@ def main() -> None:
     parser.add_argument("--content", type=float, help="λ_content of every point, reference included (default: the model's)")
     parser.add_argument("--adv", type=float, nargs="+", default=GRID["adv"], help="λ_adv values of the grid")
     parser.add_argument("--cycle", type=float, nargs="+", default=GRID["cycle"], help="λ_cycle values of the grid")
+    parser.add_argument("--out", default="defaults_scan.json", help="file name under bench/results/ (default %(default)s)")
     parser.add_argument("--write", action="store_true", help="store the chosen defaults (adv, cycle, and --content) in config.json")
     args = parser.parse_args()
     torch.set_num_threads(2)
@@ -80,7 +82,7 @@ def main() -> None:
               "contents": [p.name for p in content_paths], "styles": [p.name for p in style_paths],
               "no_gan": reference, "grid": grid, "chosen": chosen}
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "defaults_scan.json").write_text(json.dumps(result, indent=2))
+    (RESULTS / args.out).write_text(json.dumps(result, indent=2))
     print("chosen:", chosen)
     if args.write and chosen:
         config_path = Path(args.model) / "config.json"
