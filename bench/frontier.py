@@ -2,6 +2,7 @@
 Not run by pytest.
 
     python bench/frontier.py --models weights runs/x/model      # -> bench/results/frontier.{json,md}
+    python bench/frontier.py --models weights runs/cpu-ft3/model --out frontier_cpu_finetune
 
 Two models with different defaults sit at different points of the same trade-off, so their default-λ scores do not
 say which is better. Each model is scored over λ_content (log-spaced across the shared part of their trained ranges, the
@@ -27,6 +28,7 @@ def main() -> None:
     parser.add_argument("--styles", type=int, default=6)
     parser.add_argument("--side", type=int, default=256)
     parser.add_argument("--points", type=int, default=5)
+    parser.add_argument("--out", default="frontier", help="file stem under bench/results/ (default %(default)s)")
     args = parser.parse_args()
     torch.set_num_threads(2)
     _, _, contents, styles = validation_images(args.contents, args.styles, args.side)
@@ -43,12 +45,12 @@ def main() -> None:
             print(name, {k: round(v, 4) for k, v in point.items()}, flush=True)
     result = {"pairs": f"{len(contents)} x {len(styles)}", "side": args.side, "curves": curves}
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "frontier.json").write_text(json.dumps(result, indent=2))
+    (RESULTS / f"{args.out}.json").write_text(json.dumps(result, indent=2))
     lines = [f"Validation pairs {result['pairs']} at {args.side} px; each model over λ_content, other weights at its defaults.", "",
              "| model | λ_content | content relu4_1 | style Gram | style mean/std |", "|---|---|---|---|---|"]
     for name, curve in curves.items():
         lines += [f"| {name} | {p['content']:.3g} | {p['content_relu4_1']:.4f} | {p['style_gram']:.3f} | {p['style_mean_std']:.4f} |" for p in curve]
-    (RESULTS / "frontier.md").write_text("\n".join(lines) + "\n")
+    (RESULTS / f"{args.out}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 
