@@ -36,6 +36,13 @@ def encoded_pairs(stylizer: Stylizer, contents: list, styles: list) -> list:
     return [(stylizer.encode_content(c), to_tensor(c), stylizer.encode_style(s), to_tensor(s)) for c in contents for s in styles]
 
 
+def dominates(point: dict, reference: dict) -> bool:
+    """The quality target against the no-GAN point: no worse on each content distance measured, better on both style distances."""
+    content_measures = [m for m in ("content_relu4_1", "content_lpips_like") if m in reference]
+    return (all(point[m] <= reference[m] for m in content_measures)
+            and all(point[m] < reference[m] for m in ("style_gram", "style_mean_std")))
+
+
 @torch.no_grad()
 def score(stylizer: Stylizer, metrics: Metrics, pairs, weights: dict) -> dict:
     lambdas = stylizer.resolve_lambdas(weights)
@@ -71,9 +78,7 @@ def main() -> None:
     for adv in args.adv:
         for cycle in args.cycle:
             point = score(stylizer, metrics, pairs, {**fixed, "adv": adv, "cycle": cycle})
-            point["eligible"] = (point["content_relu4_1"] <= reference["content_relu4_1"]
-                                 and point["style_gram"] < reference["style_gram"]
-                                 and point["style_mean_std"] < reference["style_mean_std"])
+            point["eligible"] = dominates(point, reference)
             grid.append(point)
             print({k: round(v, 4) if isinstance(v, float) else v for k, v in point.items()}, flush=True)
     eligible = [p for p in grid if p["eligible"]]

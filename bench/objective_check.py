@@ -16,7 +16,7 @@ import statistics
 import torch
 
 from common import RESULTS, Metrics, to_tensor
-from defaults_scan import validation_images
+from defaults_scan import dominates, validation_images
 
 from stylize.pipeline import Stylizer
 
@@ -56,11 +56,7 @@ def main() -> None:
         "lambdas": {name: dict(zip(stylizer.lambda_ranges, t[0].tolist())) for name, t in settings.items()},
         "contents": [p.name for p in content_paths], "styles": [p.name for p in style_paths],
         "by_steps": results,
-        "default_dominates": {
-            steps: all(r["default"][m] <= r["no_gan"][m] for m in ("content_relu4_1", "content_lpips_like"))
-            and all(r["default"][m] < r["no_gan"][m] for m in ("style_gram", "style_mean_std"))
-            for steps, r in results.items()
-        },
+        "default_dominates": {steps: dominates(r["default"], r["no_gan"]) for steps, r in results.items()},
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "objective_check.json").write_text(json.dumps(summary, indent=2))
