@@ -57,7 +57,7 @@ def build_demo(stylizer: Stylizer) -> gr.Blocks:
         try:
             image = stylizer(content, style, lambdas=lambdas, strength=float(strength), preserve_color=bool(preserve_color),
                              max_side=int(resolution), refine_steps=int(refine_steps))
-        except ImageInputError as err:
+        except (ImageInputError, ValueError) as err:  # bad files, bad numbers (an API caller's NaN)
             raise gr.Error(str(err)) from None
         elapsed = time.perf_counter() - started
         path = output_dir / f"stylized-{time.time_ns()}.png"

@@ -1,4 +1,5 @@
 """Shared by the benchmarks: the held-out set, the Gatys reference, the peer package, image metrics."""
+import statistics
 import sys
 from pathlib import Path
 
@@ -16,19 +17,49 @@ DATA = REPO.parent / "shared" / "data"
 RESULTS = REPO / "bench" / "results"
 
 
-def held_out(kind: str, count: int, offset: float = 0.0) -> list[Path]:
-    """`count` held-out files of `kind` (content | style), evenly spaced through bench/holdout.txt.
-
-    The list is sorted by name, i.e. by source: even spacing draws from every source, not one. offset=0.5 picks
-    the files halfway between those of offset 0: a validation set disjoint from the test set.
-    """
+def held_out_names(kind: str) -> list[str]:
+    """File names of `kind` (content | style) in bench/holdout.txt, never trained on, sorted by name (= by source)."""
     names, section = [], None
     for line in (REPO / "bench" / "holdout.txt").read_text().splitlines():
         if line.startswith("# "):
             section = line[2:].strip()
         elif line.strip() and section == kind:
-            names.append(DATA / kind / line.strip())
-    return [names[int((i + offset) * len(names) / count)] for i in range(count)]
+            names.append(line.strip())
+    return names
+
+
+def held_out(kind: str, count: int, offset: float = 0.0) -> list[Path]:
+    """`count` held-out files of `kind`, evenly spaced through bench/holdout.txt.
+
+    Even spacing draws from every source, not one. offset=0.5 picks the files halfway between those of
+    offset 0: a validation set disjoint from the test set.
+    """
+    names = held_out_names(kind)
+    return [DATA / kind / names[int((i + offset) * len(names) / count)] for i in range(count)]
+
+
+def validation_images(contents: int, styles: int, side: int) -> tuple[list[Path], list[Path], list, list]:
+    """Held-out files halfway between bench/quality.py's picks (never its test pairs): content paths, style paths,
+    content images, style images. Choices (defaults, models) are made on these."""
+    content_paths, style_paths = held_out("content", contents, offset=0.5), held_out("style", styles, offset=0.5)
+    return content_paths, style_paths, [load(p, side) for p in content_paths], [load(p, side) for p in style_paths]
+
+
+def encoded_pairs(stylizer, contents: list, styles: list) -> list:
+    """Every (content, style) pair as (content encoding, content tensor, style encoding, style tensor)."""
+    return [(stylizer.encode_content(c), to_tensor(c), stylizer.encode_style(s), to_tensor(s)) for c in contents for s in styles]
+
+
+@torch.no_grad()
+def score(stylizer, metrics: "Metrics", pairs, weights: dict, probe=None) -> tuple[dict, list]:
+    """Mean distances (and P(painting) with a probe) of the outputs at `weights` over `pairs` -> (scores, outputs)."""
+    lambdas = stylizer.resolve_lambdas(weights)
+    outputs = [stylizer.stylize_tensor(c_enc, s_enc, lambdas) for c_enc, _, s_enc, _ in pairs]
+    scores = [metrics(out, c, s) for out, (_, c, _, s) in zip(outputs, pairs)]
+    mean = {k: statistics.fmean(sc[k] for sc in scores) for k in ("content_relu4_1", "style_gram", "style_mean_std")}
+    if probe is not None:
+        mean["p_painting"] = statistics.fmean(probe([to_pil(o) for o in outputs]))
+    return {**weights, **mean}, outputs
 
 
 def gatys(content: torch.Tensor, style: torch.Tensor, encoder: VGGEncoder, lambdas: torch.Tensor,
@@ -96,17 +127,24 @@ def load(path: Path, max_side: int):
     return fit_size(load_image(path, path.name), max_side)
 
 
-def contact_sheet(rows: list[list], contents: list, styles: list, tile: int):
-    """rows[i][j] = output for content i and style j; the originals head each row and column."""
-    from PIL import Image
+def contact_sheet(rows: list[list], contents: list, styles: list, tile: int, row_heads: list | None = None):
+    """rows[i][j] = output for content i and column j; the contents head the rows (then `row_heads`, if given, in a
+    second column) and `styles` head the columns: images, or strings written in the cell."""
+    from PIL import Image, ImageDraw
 
-    sheet = Image.new("RGB", ((len(styles) + 1) * tile, (len(contents) + 1) * tile), "white")
-    for j, s in enumerate(styles):
-        sheet.paste(fit_size(s, tile), ((j + 1) * tile, 0))
+    heads = 1 + (row_heads is not None)
+    sheet = Image.new("RGB", ((len(styles) + heads) * tile, (len(contents) + 1) * tile), "white")
+    for j, head in enumerate(styles):
+        if isinstance(head, str):
+            ImageDraw.Draw(sheet).text(((j + heads) * tile + 4, tile // 2), head, fill="black")
+        else:
+            sheet.paste(fit_size(head, tile), ((j + heads) * tile, 0))
     for i, c in enumerate(contents):
         sheet.paste(fit_size(c, tile), (0, (i + 1) * tile))
+        if row_heads is not None:
+            sheet.paste(fit_size(row_heads[i], tile), (tile, (i + 1) * tile))
         for j, out in enumerate(rows[i]):
-            sheet.paste(fit_size(out, tile), ((j + 1) * tile, (i + 1) * tile))
+            sheet.paste(fit_size(out, tile), ((j + heads) * tile, (i + 1) * tile))
     return sheet
 
 
@@ -117,4 +155,4 @@ def spearman(x: list[float], y: list[float]) -> float:
     return (rx @ ry / (rx.norm() * ry.norm())).item()
 
 
-__all__ = ["held_out", "gatys", "Peer", "Metrics", "load", "contact_sheet", "spearman", "to_tensor", "to_pil", "RESULTS"]
+__all__ = ["held_out", "held_out_names", "validation_images", "encoded_pairs", "score", "DATA", "REPO", "gatys", "Peer", "Metrics", "load", "contact_sheet", "spearman", "to_tensor", "to_pil", "RESULTS"]

@@ -1,55 +1,30 @@
-"""Choose the default adversarial and cycle weights on validation pairs: held-out images that bench/quality.py does
-not use (halfway between its picks), so the quality table stays a test the choice never saw. Not run by pytest.
+"""Choose a model's default λ by what the painting probe and the pictures say, on validation pairs: held-out images
+that bench/quality.py does not use (halfway between its picks), so the quality table stays a test the choice never
+saw. Not run by pytest.
 
-    python bench/defaults_scan.py --model runs/x/model            # prints the grid, writes bench/results/defaults_scan.json
-    python bench/defaults_scan.py --model runs/x/model --write    # also stores the choice in the model's config.json
-    python bench/defaults_scan.py --model runs/x/model --content 2 --cycle 0.5 1 2 5   # scan at another λ_content
-    python bench/defaults_scan.py --model weights --adv 0.001 0.002 0.004 0.01 --cycle 0.001 0.003 0.01 0.03 0.1 0.3 1 --out defaults_scan_corner.json
+    python bench/defaults_scan.py --model weights                       # -> bench/results/defaults_scan.{json,md,png}
+    python bench/defaults_scan.py --model runs/x/model --write          # also stores the choice in its config.json
+    python bench/defaults_scan.py --model weights --adv 0.001 0.1 1 --content 1 --style 3   # any grid of any λ
 
-Each (adv, cycle) point of a log grid over the trained ranges is scored by mean distances over the pairs, the other
-weights at their defaults (λ_content: --content). The reference is the no-GAN point (adv and cycle at their range minimum). Eligible: points
-no worse than it on content and better on both style distances; chosen: the eligible point with the lowest
-(1 + content) x (1 + style mean/std), the peer comparison's product. None eligible: the defaults stay.
+Each point of the grid (every combination of the values given; the other weights at the model's defaults) is scored
+by mean content and style distances and by the mean P(painting) of the probe (bench/artprobe.py). Chosen: the point
+with the highest P(painting) among those whose content relu4_1 distance is at most --max-content, the distance up
+to which the sheet (one column per point) still shows the photo's faces and objects recognisably.
 """
 import argparse
 import json
-import statistics
+from itertools import product
 from pathlib import Path
 
 import torch
 
-from common import RESULTS, Metrics, held_out, load, to_tensor
+from artprobe import ArtProbe
+from common import RESULTS, Metrics, contact_sheet, encoded_pairs, score, to_pil, validation_images
 
+from stylize.generator import LAMBDA_NAMES
 from stylize.pipeline import Stylizer
 
-GRID = {"adv": (0.01, 0.03, 0.1, 0.3, 1.0), "cycle": (0.01, 0.05, 0.2, 0.5, 2.0)}
-
-
-def validation_images(contents: int, styles: int, side: int) -> tuple[list[Path], list[Path], list, list]:
-    """Held-out files halfway between bench/quality.py's picks: content paths, style paths, content images, style images."""
-    content_paths, style_paths = held_out("content", contents, offset=0.5), held_out("style", styles, offset=0.5)
-    return content_paths, style_paths, [load(p, side) for p in content_paths], [load(p, side) for p in style_paths]
-
-
-def encoded_pairs(stylizer: Stylizer, contents: list, styles: list) -> list:
-    """Every (content, style) pair as (content encoding, content tensor, style encoding, style tensor)."""
-    return [(stylizer.encode_content(c), to_tensor(c), stylizer.encode_style(s), to_tensor(s)) for c in contents for s in styles]
-
-
-def dominates(point: dict, reference: dict) -> bool:
-    """The quality target against the no-GAN point: no worse on each content distance measured, better on both style distances."""
-    content_measures = [m for m in ("content_relu4_1", "content_lpips_like") if m in reference]
-    return (all(point[m] <= reference[m] for m in content_measures)
-            and all(point[m] < reference[m] for m in ("style_gram", "style_mean_std")))
-
-
-@torch.no_grad()
-def score(stylizer: Stylizer, metrics: Metrics, pairs, weights: dict) -> dict:
-    lambdas = stylizer.resolve_lambdas(weights)
-    scores = [metrics(stylizer.stylize_tensor(c_enc, s_enc, lambdas), c, s) for c_enc, c, s_enc, s in pairs]
-    mean = {k: statistics.fmean(sc[k] for sc in scores) for k in ("content_relu4_1", "style_gram", "style_mean_std")}
-    mean["product"] = (1 + mean["content_relu4_1"]) * (1 + mean["style_mean_std"])
-    return {**weights, **mean}
+SHEET_PAIRS = 6  # validation pairs shown on the sheet (the scores use all)
 
 
 def main() -> None:
@@ -58,42 +33,57 @@ def main() -> None:
     parser.add_argument("--contents", type=int, default=6)
     parser.add_argument("--styles", type=int, default=6)
     parser.add_argument("--side", type=int, default=256)
-    parser.add_argument("--content", type=float, help="λ_content of every point, reference included (default: the model's)")
-    parser.add_argument("--adv", type=float, nargs="+", default=GRID["adv"], help="λ_adv values of the grid")
-    parser.add_argument("--cycle", type=float, nargs="+", default=GRID["cycle"], help="λ_cycle values of the grid")
-    parser.add_argument("--out", default="defaults_scan.json", help="file name under bench/results/ (default %(default)s)")
-    parser.add_argument("--write", action="store_true", help="store the chosen defaults (adv, cycle, and --content) in config.json")
+    for name, default in (("content", [0.1, 0.316, 1.0, 2.0]), ("style", [3.0, 10.0, 30.0])):
+        parser.add_argument(f"--{name}", type=float, nargs="+", default=default, help=f"λ_{name} values (default %(default)s)")
+    for name in ("tv", "adv", "cycle"):
+        parser.add_argument(f"--{name}", type=float, nargs="+", help=f"λ_{name} values (default: the model's default)")
+    parser.add_argument("--max-content", type=float, default=6.0,
+                        help="largest content relu4_1 distance a default may have; up to 6 the shipped model's sheet and "
+                             "a portrait at 384 px keep every face and object recognisable (default %(default)s)")
+    parser.add_argument("--out", default="defaults_scan", help="file stem under bench/results/ (default %(default)s)")
+    parser.add_argument("--write", action="store_true", help="store the chosen defaults in the model's config.json")
     args = parser.parse_args()
     torch.set_num_threads(2)
     stylizer = Stylizer.from_pretrained(args.model, device="cpu")
-    metrics = Metrics(stylizer.generator.encoder)
+    metrics, probe = Metrics(stylizer.generator.encoder), ArtProbe.load()
     content_paths, style_paths, contents, styles = validation_images(args.contents, args.styles, args.side)
     pairs = encoded_pairs(stylizer, contents, styles)
 
-    fixed = {} if args.content is None else {"content": args.content}
-    low = {n: stylizer.lambda_ranges[n][0] for n in GRID}
-    reference = score(stylizer, metrics, pairs, {**fixed, **low})
-    print("no-GAN", {k: round(v, 4) for k, v in reference.items()}, flush=True)
-    grid = []
-    for adv in args.adv:
-        for cycle in args.cycle:
-            point = score(stylizer, metrics, pairs, {**fixed, "adv": adv, "cycle": cycle})
-            point["eligible"] = dominates(point, reference)
-            grid.append(point)
-            print({k: round(v, 4) if isinstance(v, float) else v for k, v in point.items()}, flush=True)
-    eligible = [p for p in grid if p["eligible"]]
-    chosen = min(eligible, key=lambda p: p["product"]) if eligible else None
+    axes = {n: getattr(args, n) for n in LAMBDA_NAMES if getattr(args, n)}
+    shown = [(i % len(contents), i % len(styles)) for i in range(min(SHEET_PAIRS, len(pairs)))]  # a diagonal of the pairs
+    grid, columns = [], []
+    for values in product(*axes.values()):
+        point, outputs = score(stylizer, metrics, pairs, dict(zip(axes, values)), probe)
+        grid.append(point)
+        columns.append([to_pil(outputs[c * len(styles) + s]) for c, s in shown])
+        print({k: round(v, 4) for k, v in point.items()}, flush=True)
+    eligible = [p for p in grid if p["content_relu4_1"] <= args.max_content]
+    chosen = max(eligible, key=lambda p: p["p_painting"]) if eligible else None
+
+    labels = [" ".join(f"{n[:3]} {p[n]:.3g}" for n in axes) + f"\nP {p['p_painting']:.2f} c {p['content_relu4_1']:.2f}" for p in grid]
+    sheet = contact_sheet([[col[r] for col in columns] for r in range(len(shown))], [contents[c] for c, _ in shown],
+                          labels, tile=128, row_heads=[styles[s] for _, s in shown])
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    sheet.save(RESULTS / f"{args.out}.png")
     result = {"model": args.model, "pairs": f"{len(contents)} x {len(styles)}", "side": args.side,
               "contents": [p.name for p in content_paths], "styles": [p.name for p in style_paths],
-              "no_gan": reference, "grid": grid, "chosen": chosen}
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / args.out).write_text(json.dumps(result, indent=2))
-    print("chosen:", chosen)
+              "max_content": args.max_content, "grid": grid, "chosen": chosen}
+    (RESULTS / f"{args.out}.json").write_text(json.dumps(result, indent=2))
+    lines = [f"Validation pairs {result['pairs']} at {args.side} px, model `{args.model}`; chosen: the highest P(painting) "
+             f"with content relu4_1 ≤ {args.max_content} (sheet: `{args.out}.png`).", "",
+             "| " + " | ".join(f"λ_{n}" for n in axes) + " | content relu4_1 | style Gram | style mean/std | P(painting) | |",
+             "|" + "---|" * (len(axes) + 5)]
+    for p in grid:
+        lines.append("| " + " | ".join(f"{p[n]:.3g}" for n in axes) + f" | {p['content_relu4_1']:.4f} | {p['style_gram']:.3f} | "
+                     f"{p['style_mean_std']:.4f} | {p['p_painting']:.3f} | {'chosen' if p is chosen else ''} |")
+    (RESULTS / f"{args.out}.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
     if args.write and chosen:
         config_path = Path(args.model) / "config.json"
         config = json.loads(config_path.read_text())
-        config["lambdas"]["defaults"].update({k: chosen[k] for k in ("content", "adv", "cycle") if k in chosen})
-        config["lambdas"]["defaults_chosen_by"] = "bench/defaults_scan.py on validation pairs (results/defaults_scan.json)"
+        config["lambdas"]["defaults"].update({n: chosen[n] for n in axes})
+        config["lambdas"]["defaults_chosen_by"] = (f"bench/defaults_scan.py on validation pairs: highest P(painting) with content "
+                                                   f"relu4_1 <= {args.max_content} (results/{args.out}.json)")
         config_path.write_text(json.dumps(config, indent=2) + "\n")
         print("wrote", config_path)
 

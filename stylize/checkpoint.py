@@ -1,5 +1,7 @@
 """The inference folder: config.json + generator/discriminator/VGG safetensors, written atomically."""
+import inspect
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -11,7 +13,7 @@ from safetensors.torch import load_file, save_file
 
 from .discriminator import MultiScaleDiscriminator
 from .encoder import VGGEncoder
-from .generator import Generator
+from .generator import LAMBDA_NAMES, Generator
 
 CONFIG_FILE = "config.json"
 GENERATOR_FILE = "generator.safetensors"
@@ -59,15 +61,51 @@ def save_model_folder(folder: Path, generator: Generator, discriminator: MultiSc
 
 
 def read_config(folder: Path) -> dict:
+    """config.json, checked for everything inference reads: a missing piece is a CheckpointError naming it."""
     path = Path(folder) / CONFIG_FILE
     if not path.is_file():
         raise CheckpointError(f"model config not found: {path}")
     try:
         config = json.loads(path.read_text())
-        config["lambdas"]["names"], config["generator"]
-    except (json.JSONDecodeError, KeyError, TypeError) as err:
-        raise CheckpointError(f"model config is not a Stylize config ({err.__class__.__name__}: {err}): {path}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise CheckpointError(f"model config is not valid JSON ({err}): {path}") from None
+    problem = _config_problem(config)
+    if problem:
+        raise CheckpointError(f"model config is not a Stylize config ({problem}): {path}")
     return config
+
+
+def _config_problem(config) -> str | None:
+    if not isinstance(config, dict):
+        return "not a JSON object"
+    lambdas = config.get("lambdas")
+    if not isinstance(lambdas, dict):
+        return "no 'lambdas' section"
+    for section in ("defaults", "ranges", "normalisers"):
+        values = lambdas.get(section)
+        if not isinstance(values, dict):
+            return f"no 'lambdas.{section}'"
+        missing = [n for n in LAMBDA_NAMES if n not in values]
+        if missing:
+            return f"'lambdas.{section}' lacks {', '.join(missing)}"
+    for name in LAMBDA_NAMES:
+        lo_hi, default, normaliser = lambdas["ranges"][name], lambdas["defaults"][name], lambdas["normalisers"][name]
+        if not (isinstance(lo_hi, list) and len(lo_hi) == 2 and all(_positive(v) for v in lo_hi) and lo_hi[0] <= lo_hi[1]):
+            return f"'lambdas.ranges.{name}' must be [low, high] with 0 < low <= high"
+        if not (_positive(default) and lo_hi[0] <= default <= lo_hi[1]):
+            return f"'lambdas.defaults.{name}' must lie in its range"
+        if not _positive(normaliser):
+            return f"'lambdas.normalisers.{name}' must be a positive number"
+    if not isinstance(config.get("generator"), dict):
+        return "no 'generator' section"
+    unknown = set(config["generator"]) - (set(inspect.signature(Generator).parameters) - {"encoder"})
+    if unknown:
+        return f"unknown generator setting(s) {', '.join(sorted(unknown))}"
+    return None
+
+
+def _positive(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
 
 
 def _load_tensors(path: Path) -> dict[str, torch.Tensor]:
@@ -79,7 +117,8 @@ def _load_tensors(path: Path) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"weights file is corrupt ({err}): {path}") from None
 
 
-def load_model_folder(folder: Path) -> tuple[Generator, MultiScaleDiscriminator | None, dict]:
+def load_model_folder(folder: Path) -> tuple[Generator, dict]:
+    """The generator (VGG included) and config of an inference folder; the critic is load_discriminator's."""
     folder = Path(folder)
     config = read_config(folder)
     vgg_path = folder / VGG_FILE if (folder / VGG_FILE).exists() else EMBEDDED_DIR / VGG_FILE
@@ -87,16 +126,30 @@ def load_model_folder(folder: Path) -> tuple[Generator, MultiScaleDiscriminator 
         encoder = VGGEncoder.from_file(vgg_path)
     except (SafetensorError, OSError, KeyError, RuntimeError) as err:
         raise CheckpointError(f"VGG weights unusable ({err}): {vgg_path}") from None
-    generator = Generator(encoder, **config["generator"])
     try:
-        generator.load_trainable_state_dict(_load_tensors(folder / GENERATOR_FILE))
+        generator = Generator(encoder, **config["generator"])
+    except (TypeError, ValueError, AssertionError) as err:
+        raise CheckpointError(f"generator settings unusable ({err}): {folder / CONFIG_FILE}") from None
+    state = _load_tensors(folder / GENERATOR_FILE)
+    try:
+        generator.load_trainable_state_dict(state)
     except (KeyError, RuntimeError) as err:
         raise CheckpointError(f"{err}: {folder / GENERATOR_FILE}") from None
-    discriminator = None
-    if config.get("discriminator") and (folder / DISCRIMINATOR_FILE).exists():
+    return generator.eval(), config
+
+
+def load_discriminator(folder: Path, config: dict) -> MultiScaleDiscriminator | None:
+    """The folder's critic, or None where it has none."""
+    path = Path(folder) / DISCRIMINATOR_FILE
+    if not config.get("discriminator") or not path.exists():
+        return None
+    try:
         discriminator = MultiScaleDiscriminator(**config["discriminator"])
-        try:
-            discriminator.load_state_dict(_load_tensors(folder / DISCRIMINATOR_FILE), strict=True)
-        except RuntimeError as err:
-            raise CheckpointError(f"discriminator weights do not match ({err}): {folder / DISCRIMINATOR_FILE}") from None
-    return generator.eval(), (discriminator.eval() if discriminator is not None else None), config
+    except (TypeError, ValueError) as err:
+        raise CheckpointError(f"discriminator settings unusable ({err}): {Path(folder) / CONFIG_FILE}") from None
+    state = _load_tensors(path)
+    try:
+        discriminator.load_state_dict(state, strict=True)
+    except RuntimeError as err:
+        raise CheckpointError(f"discriminator weights do not match ({err}): {path}") from None
+    return discriminator.eval()

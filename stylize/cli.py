@@ -1,5 +1,6 @@
 """python -m stylize CONTENT STYLE -o OUT [flags]"""
 import argparse
+import re
 import sys
 import time
 import warnings
@@ -7,13 +8,18 @@ from pathlib import Path
 
 from .generator import LAMBDA_NAMES
 
+# argparse reads "-inf", "-nan" or "-1e3" after a flag as another flag; such values are joined to their flag
+SIGNED_NUMBER = re.compile(r"^-(inf(inity)?|nan|\d+(\.\d*)?(e[-+]?\d+)?|\.\d+(e[-+]?\d+)?)$", re.IGNORECASE)
+NUMBER_FLAGS = {f"--lambda-{name}" for name in LAMBDA_NAMES} | {"--strength", "--max-side", "--refine"}
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m stylize", description="Stylise a photo with any painting.")
     parser.add_argument("content", type=Path, help="content photo")
     parser.add_argument("style", type=Path, help="style image (any painting)")
     parser.add_argument("-o", "--output", type=Path, required=True, help="output image path (PNG or JPEG by suffix)")
-    parser.add_argument("--max-side", type=int, default=1024, help="the content is downscaled to this long side (default %(default)s)")
+    parser.add_argument("--max-side", type=int, default=1024,
+                        help="the content is downscaled to this long side, 64 to 2048 (larger is clamped; default %(default)s)")
     for name in LAMBDA_NAMES:
         parser.add_argument(f"--lambda-{name}", type=float, default=None,
                             help=f"{name} loss weight (default: the checkpoint's; clamped to its trained range)")
@@ -25,8 +31,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def join_signed_numbers(argv: list[str]) -> list[str]:
+    """["--lambda-tv", "-inf"] -> ["--lambda-tv=-inf"], so that the value reaches the range check."""
+    out = []
+    for arg in argv:
+        if out and out[-1] in NUMBER_FLAGS and SIGNED_NUMBER.match(arg):
+            out[-1] = f"{out[-1]}={arg}"
+        else:
+            out.append(arg)
+    return out
+
+
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(join_signed_numbers(sys.argv[1:] if argv is None else list(argv)))
     from .checkpoint import CheckpointError
     from .images import ImageInputError
     from .pipeline import Stylizer

@@ -6,10 +6,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .encoder import DOWNSAMPLE, TAP_CHANNELS, VGGEncoder, VggFeatures
+from .encoder import DOWNSAMPLE, TAP_CHANNELS, TAPS, VGGEncoder, VggFeatures
 from .functional import mean_std, pad_to_multiple
 
 LAMBDA_NAMES = ("content", "style", "tv", "adv", "cycle")
+DECODER_TAPS = (2, 1, 0)  # the tap at the resolution each decoder level upsamples to
 ATTENTION_QUERY_CHUNK = 4096  # bounds attention memory at high resolution
 
 
@@ -80,6 +81,9 @@ class Generator(nn.Module):
     Keyword arguments are the architecture and are saved to config.json.
     log_lambda_center / log_lambda_halfwidth map the trained lambda ranges to about [-1, 1]
     before the FiLM MLP, so each slider spans the same input range.
+    skip_taps: the shallower taps whose stylised features also enter the decoder (relu4_1 always does).
+    Shallow skips converge fast but hand the decoder the photo's fine structure to copy; decoding from
+    relu3_1 and deeper (AdaIN, SANet, AdaAttN) leaves the strokes to the decoder.
     """
 
     def __init__(
@@ -91,26 +95,32 @@ class Generator(nn.Module):
         attention_key_dim: int = 128,
         attention_value_dim: int = 256,
         film_hidden: int = 128,
+        skip_taps: tuple[str, ...] = TAPS[:3],
         log_lambda_center: tuple[float, ...] = (0.0,) * len(LAMBDA_NAMES),
         log_lambda_halfwidth: tuple[float, ...] = (1.0,) * len(LAMBDA_NAMES),
     ):
         super().__init__()
         assert len(widths) == 4 and len(blocks) == 3, "widths per level 4..1, residual blocks per level 4..2"
+        unknown = set(skip_taps) - set(TAPS[:3])
+        assert not unknown, f"skip_taps must be among {TAPS[:3]}, got {sorted(unknown)}"
         self.encoder = encoder
         self.config = dict(
             widths=list(widths), blocks=list(blocks), attention_key_dim=attention_key_dim,
-            attention_value_dim=attention_value_dim, film_hidden=film_hidden,
+            attention_value_dim=attention_value_dim, film_hidden=film_hidden, skip_taps=list(skip_taps),
             log_lambda_center=list(log_lambda_center), log_lambda_halfwidth=list(log_lambda_halfwidth),
         )
         self.register_buffer("log_lambda_center", torch.tensor(log_lambda_center, dtype=torch.float32))
         self.register_buffer("log_lambda_halfwidth", torch.tensor(log_lambda_halfwidth, dtype=torch.float32))
         self.attention = StyleAttention(TAP_CHANNELS[3], attention_key_dim, attention_value_dim)
 
-        c1, c2, c3, c4 = TAP_CHANNELS
-        self.entry = nn.Conv2d(c4, widths[0], 1)
+        self.entry = nn.Conv2d(TAP_CHANNELS[3], widths[0], 1)
         # A 1x1 conv of concat([x, skip]) written as two summed 1x1 convs: no full-size concat copy.
         self.merge_up = nn.ModuleList([nn.Conv2d(w_in, w_out, 1) for w_in, w_out in zip(widths[:3], widths[1:])])
-        self.merge_skip = nn.ModuleList([nn.Conv2d(c, w, 1, bias=False) for c, w in zip((c3, c2, c1), widths[1:])])
+        # keyed by decoder level (0: relu3_1 at 1/4 ... 2: relu1_1 at full size)
+        self.merge_skip = nn.ModuleDict({
+            str(level): nn.Conv2d(TAP_CHANNELS[tap], widths[level + 1], 1, bias=False)
+            for level, tap in enumerate(DECODER_TAPS) if TAPS[tap] in skip_taps
+        })
         self.levels = nn.ModuleList([
             nn.ModuleList([FiLMResBlock(width) for _ in range(count)]) for width, count in zip(widths[:3], blocks)
         ])
@@ -165,13 +175,15 @@ class Generator(nn.Module):
         alpha = torch.as_tensor(strength, dtype=feat4.dtype, device=feat4.device).expand(batch).view(-1, 1, 1, 1)
         films = iter(self.film_parameters(lambdas))
         x = self.entry(self.fuse_level(content, style, 3, alpha))
-        for tap, blocks, merge_up, merge_skip in zip((2, 1, 0), self.levels, self.merge_up, self.merge_skip):
+        for level, (tap, blocks, merge_up) in enumerate(zip(DECODER_TAPS, self.levels, self.merge_up)):
             for block in blocks:
                 x = block(x, next(films).to(x.dtype))
             # 1x1 conv commutes with nearest upsampling: project at low resolution, then upsample.
             x = F.interpolate(merge_up(x), scale_factor=2, mode="nearest")
-            # each level is fused just in time, so at most one full-size fused map is alive (2048 px memory)
-            x = torch.relu_(x + merge_skip(self.fuse_level(content, style, tap, alpha)))
+            if str(level) in self.merge_skip:
+                # each level is fused just in time, so at most one full-size fused map is alive (2048 px memory)
+                x = x + self.merge_skip[str(level)](self.fuse_level(content, style, tap, alpha))
+            x = torch.relu_(x)
         h, w = content.size
         return torch.sigmoid(self.head(x))[:, :, :h, :w]
 

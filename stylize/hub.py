@@ -74,10 +74,16 @@ Sampled log-uniformly per example during training; values outside the trained ra
 ## Training
 
 - steps: {training.get("step", "?")}, crop {training.get("size", "?")} px, batch {training.get("batch_size", "?")}
-- content images: {data.get("content_images", "?")} from `{data.get("content_dir", "?")}`
-- style images: {data.get("style_images", "?")} from `{data.get("style_dir", "?")}`
+- content images: {_data_line(data.get("content"))}
+- style images: {_data_line(data.get("style"))}
 - encoder: VGG16 (ImageNet, Caffe weights) blocks 1–4, frozen
 """
+
+
+def _data_line(description: dict | None) -> str:
+    if not description:
+        return "?"
+    return f"{description['images']} from a folder named `{description['folder']}` (file list sha256 {description['file_list_sha256'][:12]})"
 
 
 class HubUploader:

@@ -21,7 +21,7 @@ def load_image(source, name: str = "image") -> Image.Image:
     if isinstance(source, Image.Image):
         image = source
     elif isinstance(source, np.ndarray):
-        image = Image.fromarray(source)
+        image = _from_array(source, name)
     else:
         if isinstance(source, (str, Path)):
             path = Path(source)
@@ -48,9 +48,31 @@ def _open(stream, name: str) -> Image.Image:
         raise ImageInputError(f"{name}: refused as a decompression bomb ({err})") from None
     except UnidentifiedImageError:
         raise ImageInputError(f"{name}: not an image file (or a format Pillow cannot read)") from None
-    except (OSError, SyntaxError, ValueError) as err:
-        raise ImageInputError(f"{name}: broken or truncated image file ({err})") from None
+    except MemoryError:
+        raise ImageInputError(f"{name}: not enough memory to decode this image") from None
+    except Exception as err:  # noqa: BLE001 - decoders raise anything (OSError, SyntaxError, RuntimeError, struct.error...)
+        raise ImageInputError(f"{name}: broken or truncated image file ({_one_line(err)})") from None
     return image
+
+
+def _one_line(err: Exception) -> str:
+    text = " ".join(str(err).split()) or err.__class__.__name__
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+def _from_array(array: np.ndarray, name: str) -> Image.Image:
+    """uint8 arrays (0-255) or float arrays (0-1), HxW or HxWx{1,3,4}."""
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[:, :, 0]
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (3, 4)):
+        raise ImageInputError(f"{name}: an image array must be HxW or HxWx1/3/4, got shape {array.shape}")
+    if array.dtype.kind == "f":
+        if not np.isfinite(array).all() or array.min() < 0 or array.max() > 1:
+            raise ImageInputError(f"{name}: a float image array must hold finite values in [0, 1]")
+        array = (array * 255).round().astype(np.uint8)
+    elif array.dtype != np.uint8:
+        raise ImageInputError(f"{name}: an image array must be uint8 (0-255) or float (0-1), got {array.dtype}")
+    return Image.fromarray(np.ascontiguousarray(array))
 
 
 def _to_rgb(image: Image.Image, name: str) -> Image.Image:
@@ -58,7 +80,10 @@ def _to_rgb(image: Image.Image, name: str) -> Image.Image:
         raise ImageInputError(f"{name}: empty image")
     if max(image.size) / min(image.size) > MAX_ASPECT:
         raise ImageInputError(f"{name}: aspect ratio {image.width}x{image.height} is beyond 1:{MAX_ASPECT}")
-    image = ImageOps.exif_transpose(image)
+    try:
+        image = ImageOps.exif_transpose(image)
+    except Exception:  # noqa: BLE001 - a corrupt EXIF block: keep the pixels as stored
+        pass
     if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         array = np.asarray(image, dtype=np.float64)
         peak = 1.0 if image.mode == "F" and array.max() <= 1.0 else (255.0 if array.max() <= 255 else 65535.0)

@@ -44,12 +44,14 @@ def generator_adversarial_loss(fake_logits: list[torch.Tensor]) -> torch.Tensor:
     return _patch_mean(fake_logits, lambda l: -l)
 
 
-def discriminator_hinge_loss(real_logits: list[torch.Tensor], fake_logits: list[torch.Tensor],
+def discriminator_hinge_loss(real_logits: list[torch.Tensor], *fake_groups: list[torch.Tensor],
                              fake_weight: torch.Tensor | None = None) -> torch.Tensor:
-    """Scalar. `fake_weight` (B,) of 0/1 leaves examples out of the fake term (reconstructions are not fakes)
-    while keeping the batch shape fixed; the term is their weighted mean, 0 when every weight is 0."""
+    """Scalar. Each fake group is one D call's per-scale logits (groups may differ in image size); their examples
+    form one batch of fakes. `fake_weight` (B,) of 0/1 over that batch leaves examples out of the fake term
+    (reconstructions are not fakes) while keeping shapes fixed; the term is their weighted mean, 0 when every
+    weight is 0."""
     real = _patch_mean(real_logits, lambda l: F.relu(1 - l)).mean()
-    fake = _patch_mean(fake_logits, lambda l: F.relu(1 + l))
+    fake = torch.cat([_patch_mean(group, lambda l: F.relu(1 + l)) for group in fake_groups])
     weight = torch.ones_like(fake) if fake_weight is None else fake_weight
     return real + (fake * weight).sum() / weight.sum().clamp_min(1)
 

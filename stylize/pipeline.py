@@ -5,7 +5,9 @@ Example:
     >>> stylizer = Stylizer.from_pretrained()            # the embedded weights/
     >>> image = stylizer("photo.jpg", "painting.jpg", lambdas={"style": 3.0}, strength=0.8)
 """
+import dataclasses
 import hashlib
+import math
 import warnings
 from collections import OrderedDict
 from pathlib import Path
@@ -14,49 +16,120 @@ import torch
 from PIL import Image
 
 from . import losses
-from .checkpoint import load_model_folder
+from .checkpoint import CheckpointError, load_discriminator, load_model_folder
 from .discriminator import MultiScaleDiscriminator, style_code
 from .functional import rgb_to_yuv, yuv_to_rgb
 from .generator import LAMBDA_NAMES, ContentEncoding, Generator, StyleEncoding
 from .hub import resolve_model_folder
-from .images import fit_size, load_image, to_pil, to_tensor
+from .images import MIN_SIDE, fit_size, load_image, to_pil, to_tensor
 
-CACHE_ENTRIES = 8  # encodings kept per kind (content, style); an entry at 1024 px is ~60 MB
+# Encodings kept for slider moves, content and style together, bounded by the bytes their tensors hold: a content
+# encoding holds ~80 bytes per pixel in fp32 (338 MB at 1024x683, 1.36 GB at 2048 px), so a count would not bound memory.
+CACHE_BYTES = 2 * 1024**3
+MAX_SIDE = 2048  # largest output side: 2048 px peaks at ~4.6 GB on the CPU; larger requests are clamped with a warning
+
+
+def available_devices() -> list[str]:
+    found = ["cpu"]
+    if torch.cuda.is_available():
+        found.append("cuda")
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        found.append("mps")
+    return found
 
 
 def pick_device(device: str | torch.device | None = "auto") -> torch.device:
+    """'auto' picks CUDA, then MPS, then the CPU; a named device that is not here is a ValueError."""
+    available = available_devices()
     if device in (None, "auto"):
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    return torch.device(device)
+        return torch.device("cuda" if "cuda" in available else "mps" if "mps" in available else "cpu")
+    try:
+        chosen = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"unknown device {device!r}; choose auto or one of: {', '.join(available)}") from None
+    if chosen.type not in available or (chosen.type == "cuda" and (chosen.index or 0) >= torch.cuda.device_count()):
+        raise ValueError(f"device {device!r} is not available on this machine; choose auto or one of: {', '.join(available)}")
+    return chosen
+
+
+def tensor_bytes(value) -> int:
+    """Bytes held by the tensors in an encoding (dataclasses, tuples and lists of tensors)."""
+    if isinstance(value, torch.Tensor):
+        return value.numel() * value.element_size()
+    if dataclasses.is_dataclass(value):
+        return sum(tensor_bytes(getattr(value, f.name)) for f in dataclasses.fields(value))
+    if isinstance(value, (tuple, list)):
+        return sum(tensor_bytes(v) for v in value)
+    return 0
+
+
+class EncodingCache:
+    """Least recently used encodings within a byte budget; one larger than the whole budget is not kept."""
+
+    def __init__(self, budget_bytes: int):
+        self.budget_bytes = budget_bytes
+        self.entries: OrderedDict = OrderedDict()  # key -> (value, bytes)
+        self.nbytes = 0
+
+    def get(self, key, compute):
+        """(value, whether it was computed)."""
+        if key in self.entries:
+            self.entries.move_to_end(key)
+            return self.entries[key][0], False
+        value = compute()
+        size = tensor_bytes(value)
+        if size <= self.budget_bytes:
+            while self.nbytes + size > self.budget_bytes:
+                self.nbytes -= self.entries.popitem(last=False)[1][1]
+            self.entries[key] = (value, size)
+            self.nbytes += size
+        return value, True
+
+    def clear(self) -> None:
+        self.entries.clear()
+        self.nbytes = 0
 
 
 class Stylizer:
     def __init__(self, generator: Generator, config: dict, discriminator: MultiScaleDiscriminator | None = None,
-                 device: str | torch.device | None = "auto", dtype: torch.dtype | None = None):
+                 device: str | torch.device | None = "auto", dtype: torch.dtype | None = None,
+                 cache_bytes: int = CACHE_BYTES, model_folder: Path | None = None):
+        """`model_folder`: where a critic not passed in is loaded from, on first use (refine, the λ_adv sweep)."""
         self.device = pick_device(device)
         # Half precision on accelerators; fp32 on the CPU, where half is slower and less exact.
         self.dtype = dtype or (torch.float16 if self.device.type in ("cuda", "mps") else torch.float32)
         self.generator = generator.eval().to(self.device, self.dtype, memory_format=torch.channels_last)
-        self.discriminator = discriminator.eval().to(self.device) if discriminator is not None else None
+        self._discriminator = discriminator.eval().to(self.device) if discriminator is not None else None
+        self._critic_folder = None if discriminator is not None else model_folder
         self.config = config
         self.style_max_side = config.get("style_max_side", 512)
         lam = config["lambdas"]
         self.lambda_defaults = {n: float(lam["defaults"][n]) for n in LAMBDA_NAMES}
         self.lambda_ranges = {n: tuple(map(float, lam["ranges"][n])) for n in LAMBDA_NAMES}
         self.normalisers = {n: float(lam["normalisers"][n]) for n in LAMBDA_NAMES}
-        self._content_cache: OrderedDict = OrderedDict()
-        self._style_cache: OrderedDict = OrderedDict()
+        self.cache = EncodingCache(cache_bytes)
         self.encoder_calls = 0  # content + style encodings actually computed (cache misses)
 
     @classmethod
     def from_pretrained(cls, path_or_repo_id: str | Path | None = None, revision: str | None = None,
-                        device: str | torch.device | None = "auto", dtype: torch.dtype | None = None) -> "Stylizer":
-        generator, discriminator, config = load_model_folder(resolve_model_folder(path_or_repo_id, revision))
-        return cls(generator, config, discriminator, device=device, dtype=dtype)
+                        device: str | torch.device | None = "auto", dtype: torch.dtype | None = None,
+                        cache_bytes: int = CACHE_BYTES) -> "Stylizer":
+        folder = resolve_model_folder(path_or_repo_id, revision)
+        generator, config = load_model_folder(folder)
+        return cls(generator, config, device=device, dtype=dtype, cache_bytes=cache_bytes, model_folder=folder)
+
+    @property
+    def discriminator(self) -> MultiScaleDiscriminator | None:
+        """The critic, loaded on first use: a missing or broken one costs refine its adversarial term, nothing else."""
+        if self._critic_folder is not None:
+            folder, self._critic_folder = self._critic_folder, None
+            try:
+                critic = load_discriminator(folder, self.config)
+            except CheckpointError as err:
+                warnings.warn(f"the critic is unavailable, so refine leaves out the adversarial term: {err}", stacklevel=2)
+                critic = None
+            self._discriminator = critic.to(self.device) if critic is not None else None
+        return self._discriminator
 
     # --- lambdas ---------------------------------------------------------------------------
     def resolve_lambdas(self, lambdas: dict[str, float] | None = None) -> torch.Tensor:
@@ -67,7 +140,12 @@ class Stylizer:
             raise ValueError(f"unknown lambda(s) {sorted(unknown)}; expected some of {list(LAMBDA_NAMES)}")
         for name, value in (lambdas or {}).items():
             lo, hi = self.lambda_ranges[name]
-            value = float(value)
+            try:
+                value = float(value)
+            except (TypeError, ValueError):
+                raise ValueError(f"lambda_{name} must be a number, got {value!r}") from None
+            if not math.isfinite(value):
+                raise ValueError(f"lambda_{name} must be a finite number, got {value}")
             if not lo <= value <= hi:
                 clamped = min(max(value, lo), hi)
                 warnings.warn(f"lambda_{name}={value:g} is outside the trained range [{lo:g}, {hi:g}]; using {clamped:g}", stacklevel=3)
@@ -80,32 +158,25 @@ class Stylizer:
     def _key(image: Image.Image) -> str:
         return hashlib.blake2b(image.tobytes(), digest_size=16, key=f"{image.size}".encode()).hexdigest()
 
-    def _cached(self, cache: OrderedDict, key: str, compute):
-        if key in cache:
-            cache.move_to_end(key)
-            return cache[key]
-        value = compute()
-        self.encoder_calls += 1
-        cache[key] = value
-        while len(cache) > CACHE_ENTRIES:
-            cache.popitem(last=False)
+    def _cached(self, key: tuple, compute):
+        value, computed = self.cache.get(key, compute)
+        self.encoder_calls += computed
         return value
 
     def clear_cache(self) -> None:
-        self._content_cache.clear()
-        self._style_cache.clear()
+        self.cache.clear()
 
     def _tensor(self, image: Image.Image) -> torch.Tensor:
         return to_tensor(image).to(self.device, self.dtype).contiguous(memory_format=torch.channels_last)
 
     @torch.no_grad()
     def encode_content(self, image: Image.Image) -> ContentEncoding:
-        return self._cached(self._content_cache, self._key(image), lambda: self.generator.encode_content(self._tensor(image)))
+        return self._cached(("content", self._key(image)), lambda: self.generator.encode_content(self._tensor(image)))
 
     @torch.no_grad()
     def encode_style(self, image: Image.Image) -> StyleEncoding:
         image = fit_size(image, self.style_max_side)
-        return self._cached(self._style_cache, self._key(image), lambda: self.generator.encode_style(self._tensor(image)))
+        return self._cached(("style", self._key(image)), lambda: self.generator.encode_style(self._tensor(image)))
 
     # --- the one forward path ----------------------------------------------------------------
     @torch.no_grad()
@@ -116,11 +187,15 @@ class Stylizer:
                  preserve_color: bool = False, max_side: int = 1024, refine_steps: int = 0, seed: int | None = None) -> Image.Image:
         """content, style: path, bytes, PIL or array. Returns an RGB PIL image of the (max_side-scaled) content's size.
 
-        Images under 64 px on the short side are upscaled to 64 (VGG needs that much); bad input raises
-        stylize.images.ImageInputError.
+        Images under 64 px on the short side are upscaled to 64 (VGG needs that much); max_side is at most MAX_SIDE
+        (larger values are clamped with a warning); bad input raises stylize.images.ImageInputError, bad numbers
+        ValueError.
         """
-        if not 0.0 <= strength <= 1.0:
+        if not 0.0 <= strength <= 1.0:  # NaN fails this too
             raise ValueError(f"strength must be in [0, 1], got {strength}")
+        if isinstance(refine_steps, bool) or not isinstance(refine_steps, int) or refine_steps < 0:
+            raise ValueError(f"refine steps must be a whole number >= 0, got {refine_steps!r}")
+        max_side = checked_max_side(max_side)
         content_image = fit_size(load_image(content, "content"), max_side)
         style_image = fit_size(load_image(style, "style"), self.style_max_side)  # once; encode_style's fit is then a no-op
         lambda_tensor = self.resolve_lambdas(lambdas)
@@ -192,12 +267,22 @@ class Stylizer:
                 if self.discriminator is not None:
                     terms["adv"] = losses.generator_adversarial_loss(self.critic(image, style_enc))
                 loss = losses.weighted_objective(terms, lambdas, self.normalisers).sum()
-                optimiser.zero_grad(set_to_none=True)
-                loss.backward()
+                # the image's gradient only: the generator's and critic's weights collect none
+                (image.grad,) = torch.autograd.grad(loss, image)
             optimiser.step()
             with torch.no_grad():
                 image.clamp_(0, 1)
         return image.detach()
+
+
+def checked_max_side(max_side) -> int:
+    """max_side as the pipeline uses it: a whole number >= MIN_SIDE; above MAX_SIDE it is clamped with a warning."""
+    if isinstance(max_side, bool) or not isinstance(max_side, int) or max_side < MIN_SIDE:
+        raise ValueError(f"max side must be a whole number of pixels >= {MIN_SIDE}, got {max_side!r}")
+    if max_side > MAX_SIDE:
+        warnings.warn(f"max side {max_side} is above the limit of {MAX_SIDE} px (memory); using {MAX_SIDE}", stacklevel=3)
+        return MAX_SIDE
+    return max_side
 
 
 def keep_luminance_only(stylized: torch.Tensor, content: torch.Tensor) -> torch.Tensor:

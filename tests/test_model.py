@@ -1,10 +1,13 @@
 """Foundation: functional maths, the embedded VGG, generator, discriminator and losses."""
+import dataclasses
+
 import pytest
 import torch
 
 from stylize import losses
 from stylize.encoder import TAP_CHANNELS
 from stylize.functional import adain, gram, mean_std, total_variation
+from stylize.generator import Generator
 
 
 def test_gram_matches_hand_computation():
@@ -137,6 +140,27 @@ def test_hinge_losses_per_example():
     kept = losses.discriminator_hinge_loss(real, fake, fake_weight=torch.tensor([0.0, 1.0]))
     assert torch.allclose(kept, losses.discriminator_hinge_loss(real, [f[1:] for f in fake]))
     assert torch.allclose(losses.discriminator_hinge_loss(real, fake, fake_weight=torch.zeros(2)), torch.tensor(0.0))
+    # fakes of two D calls (e.g. two image sizes) form one batch
+    small_fake = [torch.full((1, 1, 2, 2), 1.0)]
+    grouped = losses.discriminator_hinge_loss(real, fake, small_fake, fake_weight=torch.tensor([1.0, 0.0, 1.0]))
+    assert torch.allclose(grouped, torch.tensor(1.0))  # mean of 0 and 2
+
+
+def test_decoder_without_shallow_skips_never_reads_them(encoder):
+    torch.manual_seed(0)
+    G = Generator(encoder, widths=(32, 16, 16, 8), blocks=(1, 1, 1), attention_key_dim=16, attention_value_dim=16,
+                  film_hidden=16, skip_taps=("relu3_1",))
+    assert set(G.merge_skip) == {"0"} and G.config["skip_taps"] == ["relu3_1"]
+    content, style = torch.rand(1, 3, 64, 64), torch.rand(1, 3, 64, 64)
+    c_enc, s_enc = G.encode_content(content), G.encode_style(style)
+    lambdas = torch.ones(1, 5)
+    out = G.decode(c_enc, s_enc, lambdas)
+    shallow_noise = c_enc.feats._replace(relu1_1=torch.rand_like(c_enc.feats.relu1_1), relu2_1=torch.rand_like(c_enc.feats.relu2_1))
+    assert torch.equal(out, G.decode(dataclasses.replace(c_enc, feats=shallow_noise), s_enc, lambdas))
+    deeper_noise = c_enc.feats._replace(relu3_1=torch.rand_like(c_enc.feats.relu3_1))
+    assert not torch.equal(out, G.decode(dataclasses.replace(c_enc, feats=deeper_noise), s_enc, lambdas))
+    with pytest.raises(AssertionError, match="skip_taps"):
+        Generator(encoder, skip_taps=("relu4_1",))
 
 
 def test_weighted_objective_uses_each_examples_lambdas():

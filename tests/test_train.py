@@ -92,6 +92,16 @@ def test_style_conditional_critic_continues_an_unconditional_model(data_dirs, tm
     assert stylizer(content, style, refine_steps=1, lambdas={"adv": 1.0}).size == (64, 64)  # refine feeds D the code
 
 
+def test_deep_decoder_with_smaller_painting_crops_trains_and_loads(data_dirs, tmp_path):
+    out = tmp_path / "deep"
+    assert train_mod.main(args_for(data_dirs, out, "--iters", "2", "--skip-taps", "relu3_1", "--style-size", "48",
+                                   "--d-style-condition")) == 0
+    stylizer = Stylizer.from_pretrained(out / "model", device="cpu")
+    assert stylizer.generator.config["skip_taps"] == ["relu3_1"] and set(stylizer.generator.merge_skip) == {"0"}
+    assert stylizer.config["training"]["style_size"] == 48
+    assert stylizer(Image.new("RGB", (70, 66), "red"), Image.new("RGB", (50, 40), "blue")).size == (70, 66)
+
+
 def test_resume_equals_straight_run(data_dirs, tmp_path):
     straight, split = tmp_path / "straight", tmp_path / "split"
     assert train_mod.main(args_for(data_dirs, straight, "--iters", "4", "--seed", "3")) == 0

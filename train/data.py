@@ -1,5 +1,6 @@
 """Image folders -> in-memory banks of decoded images -> random crops, deterministic per (seed, step, rank)."""
 import functools
+import hashlib
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ class ImageBank:
     Training then never re-reads or re-decodes a file: a step costs a crop and a copy.
     """
 
+    folder: Path
     images: list[torch.Tensor]
     paths: list[Path]
     skipped: list[Path]
@@ -42,7 +44,7 @@ class ImageBank:
                 continue
             try:
                 image = load_image(path, path.name)
-            except ImageInputError:
+            except (ImageInputError, OSError):  # any file that does not decode, or cannot be read
                 skipped.append(path)
                 continue
             scale = side / min(image.size)
@@ -53,10 +55,16 @@ class ImageBank:
             log.warning("skipped %d unreadable image(s) in %s, e.g. %s", len(skipped), folder, skipped[0].name)
         if not images:
             raise ValueError(f"no readable images in {folder}")
-        return cls(images, paths, skipped)
+        return cls(Path(folder), images, paths, skipped)
 
     def __len__(self) -> int:
         return len(self.images)
+
+    def description(self) -> dict:
+        """What the bank holds, without a machine's paths: folder name, image count, a hash of the file list."""
+        names = "\n".join(sorted(p.relative_to(self.folder).as_posix() for p in self.paths))
+        return {"folder": self.folder.resolve().name, "images": len(self.images),
+                "file_list_sha256": hashlib.sha256(names.encode()).hexdigest()}
 
     def batch(self, indices: list[int], size: int, gen: torch.Generator) -> torch.Tensor:
         """Random size x size crops with random horizontal flips -> (B, 3, size, size) float in [0, 1]."""

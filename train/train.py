@@ -27,7 +27,9 @@ from tqdm import tqdm
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python train/train.py` from a checkout
 
 from stylize import losses  # noqa: E402
-from stylize.checkpoint import EMBEDDED_DIR, VGG_FILE, CheckpointError, atomic_write, load_model_folder, save_model_folder  # noqa: E402
+from stylize.checkpoint import (  # noqa: E402
+    EMBEDDED_DIR, VGG_FILE, CheckpointError, atomic_write, load_discriminator, load_model_folder, save_model_folder,
+)
 from stylize.discriminator import MultiScaleDiscriminator, style_code  # noqa: E402
 from stylize.encoder import TAP_CHANNELS, VGGEncoder  # noqa: E402
 from stylize.generator import LAMBDA_NAMES, Generator, log_lambda_normalisation  # noqa: E402
@@ -53,7 +55,9 @@ class TrainConfig:
     content_dir: str = ""  # folder of photos (searched recursively)
     style_dir: str = ""  # folder of paintings (searched recursively)
     out: str = "runs/stylize"  # output: model/ (inference folder), resume.pt, log.csv, samples/
-    size: int = 256  # square crop side in pixels
+    size: int = 256  # square crop side of the photos in pixels
+    style_size: int = 0  # square crop side of the paintings (0: --size)
+    skip_taps: str = "relu1_1,relu2_1,relu3_1"  # taps under relu4_1 that feed the decoder (new models only)
     batch_size: int = 8  # per process, per accumulation step
     grad_accum: int = 1  # micro-batches per optimiser step
     iters: int = 20_000  # optimiser steps in total (a resumed run continues to this)
@@ -84,7 +88,12 @@ HELP = {
     "content_dir": "folder of content photos, searched recursively for jpg/png/webp (required)",
     "style_dir": "folder of style paintings, searched recursively (required)",
     "out": "output folder: model/ (what the app loads), resume.pt, log.csv, samples/ (default %(default)s)",
-    "size": "square random-crop size in pixels (default %(default)s)",
+    "size": "square random-crop size of the photos in pixels; larger crops teach larger strokes (default %(default)s)",
+    "style_size": "square random-crop size of the paintings (0: --size); at most the corpus' short sides, so that "
+                  "small scans (WikiArt's 224 px) are not upscaled (default %(default)s)",
+    "skip_taps": "comma-separated VGG taps under relu4_1 whose stylised features also feed the decoder of a new "
+                 "model; 'relu3_1' decodes from relu3_1 and deeper, as AdaIN/SANet/AdaAttN do; ignored with "
+                 "--init-from (default %(default)s)",
     "batch_size": "examples per process per micro-batch (default %(default)s)",
     "grad_accum": "micro-batches accumulated per optimiser step, for small GPUs (default %(default)s)",
     "iters": "total optimiser steps; --resume continues up to this (default %(default)s)",
@@ -223,7 +232,7 @@ def draw_batch(cfg: TrainConfig, step: int, micro: int, rank: int, world: int, c
     for j, (ci, si) in enumerate(zip(content_idx, style_idx)):
         gen = example_generator(cfg.seed, micro_step, rank * cfg.batch_size + j)
         contents.append(content_bank.batch([ci], cfg.size, gen))
-        styles.append(style_bank.batch([si], cfg.size, gen))
+        styles.append(style_bank.batch([si], cfg.style_size or cfg.size, gen))
         lambdas.append(sample_lambdas(cfg.lambda_ranges, gen))
         recon.append(torch.rand(1, generator=gen).item() < cfg.recon_fraction)
     return torch.cat(contents), torch.cat(styles), torch.tensor(lambdas), torch.tensor(recon)
@@ -244,10 +253,10 @@ def model_config(cfg: TrainConfig, step: int, normalisers: dict, banks: tuple[Im
         },
         "style_max_side": 512,
         "training": {
-            "step": step, "size": cfg.size, "batch_size": cfg.batch_size, "grad_accum": cfg.grad_accum, "lr": cfg.lr,
-            "initialised_from": cfg.init_from or None,
-            "data": {"content_dir": cfg.content_dir, "style_dir": cfg.style_dir,
-                     "content_images": len(banks[0]), "style_images": len(banks[1]),
+            "step": step, "size": cfg.size, "style_size": cfg.style_size or cfg.size, "batch_size": cfg.batch_size, "grad_accum": cfg.grad_accum, "lr": cfg.lr,
+            # names, counts and hashes only: config.json and the model card are published, a machine's paths are not
+            "initialised_from": Path(cfg.init_from).name if cfg.init_from else None,
+            "data": {"content": banks[0].description(), "style": banks[1].description(),
                      "skipped_unreadable": len(banks[0].skipped) + len(banks[1].skipped)},
         },
     }
@@ -287,6 +296,31 @@ def bank_image(bank: ImageBank, i: int):
     return to_pil(bank.images[i].float() / 255)
 
 
+def load_resume_state(path: Path, device: torch.device) -> dict:
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+        state["generator"], state["discriminator"], state["opt_g"], state["opt_d"], state["step"], state["normalisers"]
+    except Exception as err:  # noqa: BLE001 - a truncated or foreign file fails in the unpickler, zipfile or a lookup
+        raise ValueError(f"--resume: {path} is truncated or not a Stylize resume state "
+                         f"({err.__class__.__name__}); delete it to start over") from None
+    return state
+
+
+def remove_stale_temp_files(out: Path) -> None:
+    """atomic_write's temp files left by a run killed mid-save (a resume state is ~46 MB)."""
+    for stale in [*out.glob(".*.tmp"), *out.glob("model/.*.tmp"), *out.glob("samples/.*.tmp")]:
+        stale.unlink(missing_ok=True)
+        log.info("removed %s, left by an interrupted save", stale)
+
+
+def truncate_log(csv_path: Path, step: int) -> None:
+    """Drop the rows after the resumed step: a run killed after logging but before saving logged them already."""
+    lines = csv_path.read_text().splitlines(keepends=True)
+    kept = lines[:1] + [line for line in lines[1:] if line.split(",", 1)[0].isdigit() and int(line.split(",", 1)[0]) <= step]
+    if len(kept) != len(lines):
+        atomic_write(csv_path, lambda tmp: tmp.write_text("".join(kept)))
+
+
 def read_name_list(path: Path) -> set[str]:
     """One file name per line; '#' starts a comment line."""
     return {line.strip() for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")}
@@ -296,12 +330,15 @@ def build_models(cfg: TrainConfig) -> tuple[Generator, MultiScaleDiscriminator, 
     """Fresh (seeded) models, or those of --init-from with the loss normalisers they were trained with.
     --d-style-condition gives an unconditional D zero-initialised projections: it starts as the same critic."""
     if cfg.init_from:
-        G, D, init_config = load_model_folder(Path(cfg.init_from))
+        G, init_config = load_model_folder(Path(cfg.init_from))
+        D = load_discriminator(Path(cfg.init_from), init_config)
         log.info("initialised from %s (step %s)", cfg.init_from, init_config.get("training", {}).get("step"))
         D, normalisers = D or MultiScaleDiscriminator(), dict(init_config["lambdas"]["normalisers"])
     else:
         arch = log_lambda_normalisation({n: tuple(r) for n, r in cfg.lambda_ranges.items()})
-        G, D, normalisers = Generator(VGGEncoder.from_file(EMBEDDED_DIR / VGG_FILE), **arch), MultiScaleDiscriminator(), {}
+        skip_taps = tuple(t for t in cfg.skip_taps.split(",") if t)
+        G = Generator(VGGEncoder.from_file(EMBEDDED_DIR / VGG_FILE), skip_taps=skip_taps, **arch)
+        D, normalisers = MultiScaleDiscriminator(), {}
     if cfg.d_style_condition and not D.conditional:
         D = D.with_style_condition(STYLE_CODE_DIM)
     return G, D, normalisers
@@ -318,11 +355,13 @@ def train(cfg: TrainConfig) -> Path:
         torch.cuda.set_device(device)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
+    if main_process:
+        remove_stale_temp_files(out)
     torch.manual_seed(cfg.seed)
 
     exclude = read_name_list(Path(cfg.holdout)) if cfg.holdout else set()
-    side = round(cfg.size * 1.15)
-    banks = (ImageBank.from_folder(Path(cfg.content_dir), side, exclude), ImageBank.from_folder(Path(cfg.style_dir), side, exclude))
+    banks = (ImageBank.from_folder(Path(cfg.content_dir), round(cfg.size * 1.15), exclude),
+             ImageBank.from_folder(Path(cfg.style_dir), round((cfg.style_size or cfg.size) * 1.15), exclude))
     skipped = len(banks[0].skipped) + len(banks[1].skipped)
     log.info("data: %d content, %d style images (%d unreadable skipped, %d held out)", len(banks[0]), len(banks[1]), skipped, len(exclude))
 
@@ -343,7 +382,7 @@ def train(cfg: TrainConfig) -> Path:
     if cfg.resume:
         if not resume_path.is_file():
             raise FileNotFoundError(f"--resume: no resume state at {resume_path}")
-        state = torch.load(resume_path, map_location=device, weights_only=True)
+        state = load_resume_state(resume_path, device)
         if D.conditional != any(k.startswith("projections.") for k in state["discriminator"]):
             raise ValueError(f"--resume: {resume_path} holds a {'' if not D.conditional else 'non-'}style-conditional critic; "
                              f"resume with the flags the run started with ({'add' if not D.conditional else 'drop'} --d-style-condition)")
@@ -371,8 +410,10 @@ def train(cfg: TrainConfig) -> Path:
 
     csv_path = out / "log.csv"
     columns = ["step", "seconds", "d_loss", "g_loss", *LAMBDA_NAMES, *(f"norm_{n}" for n in LAMBDA_NAMES), "nonfinite"]
-    if main_process and not csv_path.exists():
+    if main_process and (not csv_path.exists() or not cfg.resume):
         csv_path.write_text(",".join(columns) + "\n")
+    elif main_process:
+        truncate_log(csv_path, step)
     progress = None
     if main_process:
         progress = tqdm(total=cfg.iters, initial=step, desc="train", dynamic_ncols=True, disable=None)
@@ -405,15 +446,16 @@ def train(cfg: TrainConfig) -> Path:
 
                 # D: paintings are real, stylised outputs fake. Reconstruction examples are weighted out rather than
                 # indexed out, so every step has the same shapes (no host sync, compiled graphs are reused).
+                # Paintings and outputs may differ in crop size (--style-size): one D call for each.
                 if D.conditional:  # matching-aware: a painting under another painting's code is a fake too
-                    logits = discriminate(torch.cat([style, stylized.detach(), style]), torch.cat([code, code, code.roll(1, 0)]))
+                    paintings = discriminate(torch.cat([style, style]), torch.cat([code, code.roll(1, 0)]))
+                    real_logits = [l[: len(style)] for l in paintings]
+                    fake_groups = [discriminate(stylized.detach(), code), [l[len(style):] for l in paintings]]
                     fake_weight = torch.cat([strength, torch.full_like(strength, float(len(style) > 1))])
                 else:
-                    logits = discriminate(torch.cat([style, stylized.detach()]))
+                    real_logits, fake_groups = discriminate(style), [discriminate(stylized.detach())]
                     fake_weight = strength
-                real_logits = [l[: len(style)] for l in logits]
-                fake_logits = [l[len(style):] for l in logits]
-                d_loss = losses.discriminator_hinge_loss(real_logits, fake_logits, fake_weight=fake_weight)
+                d_loss = losses.discriminator_hinge_loss(real_logits, *fake_groups, fake_weight=fake_weight)
             # D's backward runs before D is frozen: autograd drops gradients of leaves that no longer require them.
             (d_loss / cfg.grad_accum).backward()
 

@@ -1,0 +1,302 @@
+"""Hostile input and careless operation: bounded caches, non-finite numbers, any decoder failure, one-line errors,
+no local paths published, clean restarts after kill -9."""
+import io
+import json
+import random
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import train.train as train_mod
+from stylize.checkpoint import CheckpointError
+from stylize.images import ImageInputError, load_image
+from stylize.pipeline import Stylizer, tensor_bytes
+
+from .conftest import REPO
+from .test_pipeline import photo
+from .test_train import args_for, data_dirs  # noqa: F401 - the fixture
+
+
+@pytest.fixture
+def stylizer(tiny_model_dir) -> Stylizer:
+    return Stylizer.from_pretrained(tiny_model_dir, device="cpu")
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "stylize", *args], capture_output=True, text=True, cwd=REPO)
+
+
+@pytest.fixture
+def cli_files(tmp_path):
+    content, style = tmp_path / "c.png", tmp_path / "s.png"
+    photo(96, 80).save(content)
+    photo(64, 64, 3).save(style)
+    return str(content), str(style), str(tmp_path / "out.png")
+
+
+def assert_one_line_error(done: subprocess.CompletedProcess, *words: str) -> None:
+    assert done.returncode == 1, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in done.stderr, done.stderr
+    for word in words:
+        assert word in lines[0], lines[0]
+
+
+# --- 1. memory ---------------------------------------------------------------------------
+def test_encoding_cache_is_bounded_by_bytes(tiny_model_dir):
+    probe = Stylizer.from_pretrained(tiny_model_dir, device="cpu")
+    one_content = tensor_bytes(probe.encode_content(photo(200, 160)))
+    budget = int(2.5 * one_content)
+    stylizer = Stylizer.from_pretrained(tiny_model_dir, device="cpu", cache_bytes=budget)
+    style = photo(64, 64, 99)
+    for seed in range(10):  # ten distinct uploads
+        stylizer(photo(200, 160, seed), style, max_side=200)
+        assert stylizer.cache.nbytes <= budget
+        assert stylizer.cache.nbytes == sum(size for _, size in stylizer.cache.entries.values())
+    assert len(stylizer.cache.entries) == 3  # the style and the two most recent photos
+    calls = stylizer.encoder_calls
+    stylizer(photo(200, 160, 9), style, max_side=200, lambdas={"style": 10.0})  # the latest photo: a slider move
+    assert stylizer.encoder_calls == calls
+    small = Stylizer.from_pretrained(tiny_model_dir, device="cpu", cache_bytes=one_content // 2)
+    small(photo(200, 160), style, max_side=200)  # larger than the whole budget: used, not kept
+    assert small.cache.nbytes <= one_content // 2
+
+
+# --- 2. non-finite numbers -------------------------------------------------------------------
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf"), "many"])
+def test_non_finite_lambda_is_an_error(stylizer, value):
+    with pytest.raises(ValueError, match="lambda_style must be a"):
+        stylizer(photo(), photo(seed=1), lambdas={"style": value})
+    with pytest.raises(ValueError, match="lambda_style must be a"):
+        stylizer(photo(), photo(seed=1), lambdas={"style": value}, refine_steps=1)
+
+
+@pytest.mark.parametrize("flag,value,words", [
+    ("--lambda-style", "nan", ["lambda_style", "finite"]),
+    ("--lambda-tv", "-inf", ["lambda_tv", "finite"]),  # not taken for a flag
+    ("--strength", "nan", ["strength"]),
+    ("--max-side", "0", ["max side", ">= 64"]),
+    ("--max-side", "-5", ["max side"]),
+    ("--max-side", "10", ["max side"]),
+    ("--refine", "-5", ["refine steps"]),
+    ("--device", "cuda:7", ["not available"]),
+    ("--device", "foo", ["unknown device"]),
+])
+def test_cli_bad_numbers_and_devices_give_one_line(tiny_model_dir, cli_files, flag, value, words):
+    content, style, out = cli_files
+    assert_one_line_error(run_cli(content, style, "-o", out, "--model", str(tiny_model_dir), flag, value), *words)
+
+
+def test_cli_max_side_above_the_limit_is_clamped_and_said(tiny_model_dir, cli_files, monkeypatch):
+    import stylize.pipeline as pipeline
+
+    monkeypatch.setattr(pipeline, "MAX_SIDE", 80)
+    stylizer = Stylizer.from_pretrained(tiny_model_dir, device="cpu")
+    with pytest.warns(UserWarning, match="max side 5000 is above the limit of 80 px"):
+        assert stylizer(photo(96, 80), photo(seed=1), max_side=5000).size == (80, 67)
+
+
+def test_device_that_is_not_here_is_a_value_error(tiny_model_dir):
+    for device in ("cuda", "mps", "foo"):
+        if device in ("cuda", "mps") and (torch.cuda.is_available() or torch.backends.mps.is_available()):
+            continue
+        with pytest.raises(ValueError, match="device"):
+            Stylizer.from_pretrained(tiny_model_dir, device=device)
+
+
+# --- 3. any decoder failure ----------------------------------------------------------------
+def encoded_samples() -> dict[str, bytes]:
+    samples = {}
+    for fmt in ("JPEG", "PNG", "WEBP", "AVIF"):
+        buffer = io.BytesIO()
+        photo(48, 40, 5).save(buffer, format=fmt, quality=80) if fmt != "PNG" else photo(48, 40, 5).save(buffer, format=fmt)
+        samples[fmt] = buffer.getvalue()
+    return samples
+
+
+def mutate(data: bytes, rng: random.Random) -> bytes:
+    data = bytearray(data)
+    kind = rng.randrange(4)
+    if kind == 0:  # flip bytes
+        for _ in range(rng.randint(1, 8)):
+            data[rng.randrange(len(data))] = rng.randrange(256)
+    elif kind == 1:  # truncate
+        data = data[: rng.randrange(1, len(data))]
+    elif kind == 2:  # duplicate a chunk
+        i, j = sorted(rng.sample(range(len(data)), 2))
+        data[i:i] = data[i:j]
+    else:  # zero a run (header fields included)
+        i = rng.randrange(min(len(data), 64))
+        data[i : i + rng.randint(1, 16)] = bytes(rng.randint(1, 16))
+    return bytes(data)
+
+
+def test_fuzzed_image_files_give_an_image_or_one_line_error():
+    rng = random.Random(2026)
+    outcomes = {"image": 0, "error": 0}
+    for fmt, data in encoded_samples().items():
+        for _ in range(80):
+            payload = mutate(data, rng)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                try:
+                    image = load_image(payload, "content")
+                except ImageInputError as err:
+                    message = str(err)
+                    assert message.startswith("content: ") and "\n" not in message and len(message) < 400, (fmt, message)
+                    outcomes["error"] += 1
+                    continue
+            assert image.mode == "RGB" and image.width > 0 and image.height > 0
+            outcomes["image"] += 1
+    assert sum(outcomes.values()) == 320 and outcomes["error"] > 50
+
+
+def corrupt_avif() -> bytes:
+    """A damaged AVIF on which Pillow's decoder raises RuntimeError, which it documents for no format."""
+    rng, data = random.Random(0), encoded_samples()["AVIF"]
+    for _ in range(100):
+        damaged = bytearray(data)
+        for _ in range(rng.randint(1, 4)):
+            damaged[rng.randrange(len(damaged))] = rng.randrange(256)
+        try:
+            Image.open(io.BytesIO(bytes(damaged))).load()
+        except RuntimeError:
+            return bytes(damaged)
+        except Exception:  # noqa: BLE001 - other failures are not the case wanted here
+            pass
+    raise AssertionError("no mutation made the AVIF decoder raise RuntimeError")
+
+
+def test_corrupt_avif_is_one_line_in_the_cli_and_skipped_in_training(tiny_model_dir, cli_files, tmp_path):
+    corrupt = corrupt_avif()
+    with pytest.raises(ImageInputError):
+        load_image(corrupt, "style")
+    bad = tmp_path / "bad.avif"
+    bad.write_bytes(corrupt)
+    content, _, out = cli_files
+    assert_one_line_error(run_cli(content, str(bad), "-o", out, "--model", str(tiny_model_dir)), "style")
+    from train.data import ImageBank
+
+    folder = tmp_path / "styles"
+    folder.mkdir()
+    photo(64, 64).save(folder / "good.png")
+    (folder / "bad.webp").write_bytes(corrupt)  # any decoder's failure, whatever the suffix says
+    bank = ImageBank.from_folder(folder, 64)
+    assert len(bank) == 1 and [p.name for p in bank.skipped] == ["bad.webp"]
+
+
+def test_numpy_arrays_float_in_0_1_or_uint8_are_accepted_others_explained(stylizer):
+    array = np.asarray(photo(96, 80)).astype(np.float64) / 255
+    assert stylizer(array, photo(seed=1)).size == (96, 80)
+    assert load_image(array[:, :, :1]).size == (96, 80)
+    for bad, words in ((array * 255, "float"), (np.full((8, 8, 3), np.nan), "finite"), (array.astype(np.int64), "uint8"),
+                       (np.zeros((4, 4, 4, 4), np.uint8), "shape")):
+        with pytest.raises(ImageInputError, match=words):
+            stylizer(bad, photo(seed=1))
+
+
+# --- 4. broken checkpoints and resume states --------------------------------------------------
+@pytest.mark.parametrize("edit,words", [
+    (lambda c: c["lambdas"].pop("defaults"), "lambdas.defaults"),
+    (lambda c: c["lambdas"].pop("normalisers"), "lambdas.normalisers"),
+    (lambda c: c["lambdas"]["normalisers"].pop("tv"), "lacks tv"),
+    (lambda c: c["lambdas"]["ranges"].update(style=[3, 1]), "lambdas.ranges.style"),
+    (lambda c: c["generator"].update(wings=2), "unknown generator setting(s) wings"),
+    (lambda c: c["generator"].update(widths=[1]), "generator settings unusable"),
+])
+def test_broken_config_is_one_checkpoint_error(tiny_model_dir, cli_files, edit, words):
+    path = tiny_model_dir / "config.json"
+    config = json.loads(path.read_text())
+    edit(config)
+    path.write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match=words.replace("(", r"\(").replace(")", r"\)")):
+        Stylizer.from_pretrained(tiny_model_dir, device="cpu")
+    content, style, out = cli_files
+    assert_one_line_error(run_cli(content, style, "-o", out, "--model", str(tiny_model_dir)), "config.json")
+
+
+def test_corrupt_generator_error_names_the_file_once(tiny_model_dir):
+    path = tiny_model_dir / "generator.safetensors"
+    path.write_bytes(b"\x00" * 100)
+    with pytest.raises(CheckpointError) as err:
+        Stylizer.from_pretrained(tiny_model_dir, device="cpu")
+    assert str(err.value).count(str(path)) == 1
+
+
+def test_corrupt_critic_costs_refine_its_adversarial_term_only(tiny_model_dir):
+    (tiny_model_dir / "discriminator.safetensors").write_bytes(b"\x00" * 100)
+    stylizer = Stylizer.from_pretrained(tiny_model_dir, device="cpu")  # loads: the critic is read on first use
+    assert stylizer(photo(), photo(seed=1)).size == photo().size
+    with pytest.warns(UserWarning, match="critic is unavailable.*discriminator.safetensors"):
+        assert stylizer(photo(), photo(seed=1), refine_steps=1).size == photo().size
+
+
+def test_refine_leaves_no_gradients_on_the_models(stylizer):
+    stylizer(photo(64, 64), photo(64, 64, 1), refine_steps=2, lambdas={"adv": 1.0})
+    assert stylizer.discriminator is not None
+    for module in (stylizer.generator, stylizer.discriminator):
+        assert all(p.grad is None for p in module.parameters())
+
+
+def test_truncated_resume_state_is_one_line(data_dirs, tmp_path, caplog):  # noqa: F811
+    out = tmp_path / "run"
+    assert train_mod.main(args_for(data_dirs, out, "--iters", "1")) == 0
+    state = out / "resume.pt"
+    state.write_bytes(state.read_bytes()[: state.stat().st_size // 2])
+    assert train_mod.main(args_for(data_dirs, out, "--iters", "2", "--resume")) == 1
+    assert "is truncated or not a Stylize resume state" in caplog.text
+
+
+# --- 5 and 6. what is published, what a killed run leaves --------------------------------------
+def test_no_absolute_path_in_published_files(data_dirs, tmp_path, monkeypatch):  # noqa: F811
+    published = {}
+
+    class FakeFuture:
+        def add_done_callback(self, fn):
+            fn(self)
+
+        def result(self):
+            return "commit-url"
+
+    def fake_upload_folder(self, **kwargs):
+        for path in sorted(Path(kwargs["folder_path"]).iterdir()):
+            published[path.name] = path.read_bytes()
+        return FakeFuture()
+
+    from huggingface_hub import HfApi
+    monkeypatch.setattr(HfApi, "create_repo", lambda self, repo_id, **kw: None)  # the network boundary
+    monkeypatch.setattr(HfApi, "upload_folder", fake_upload_folder)
+    first = tmp_path / "first"
+    assert train_mod.main(args_for(data_dirs, first, "--iters", "1")) == 0
+    out = tmp_path / "run"
+    assert train_mod.main(args_for(data_dirs, out, "--iters", "1", "--init-from", str(first / "model"),
+                                   "--push-to-hub", "someone/x")) == 0
+    assert {"config.json", "README.md", "generator.safetensors"} <= set(published)
+    for name, data in published.items():
+        for secret in (str(tmp_path), str(REPO), str(data_dirs[0].parent)):
+            assert secret.encode() not in data, (name, secret)
+    config = json.loads(published["config.json"])
+    assert config["training"]["data"]["style"]["folder"] == "style" and config["training"]["data"]["style"]["images"] == 4
+    assert config["training"]["initialised_from"] == "model"
+    assert "4 from a folder named `content`" in published["README.md"].decode()
+
+
+def test_restart_after_kill_cleans_temp_files_and_log(data_dirs, tmp_path):  # noqa: F811
+    out = tmp_path / "run"
+    assert train_mod.main(args_for(data_dirs, out, "--iters", "2", "--save-every", "2")) == 0
+    stale = [out / ".resume.pt.abc123.tmp", out / "model" / ".generator.safetensors.x.tmp"]
+    for path in stale:
+        path.write_bytes(b"half a checkpoint")
+    log = out / "log.csv"
+    header, *rows = log.read_text().splitlines()
+    log.write_text("\n".join([header, *rows, "3,1.0,0,0", "4,1.0,0,0"]) + "\n")  # logged, then killed before saving
+    assert train_mod.main(args_for(data_dirs, out, "--iters", "4", "--resume")) == 0
+    assert not any(p.exists() for p in stale)
+    steps = [int(line.split(",")[0]) for line in log.read_text().splitlines()[1:]]
+    assert steps == [1, 2, 3, 4]
