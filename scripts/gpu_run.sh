@@ -12,6 +12,12 @@
 #   DATA=.gpu/half BATCH=32 TRAIN_MINUTES=4 TRAIN_SPEED=1 BUDGET_S=555 bash scripts/gpu_run.sh "$OUT" --init-from weights
 #   DATA=.gpu/other BATCH=32 TRAIN_MINUTES=8 VARIANTS=";--d-style-condition" BUDGET_S=520 \
 #     bash scripts/gpu_run.sh "$OUT" --init-from weights
+# Prepared for the paintings model (every training photo and painting, packed by scripts/shrink_dataset.py into .gpu/paint,
+# 31 MB; a decoder fed from relu3_1 and deeper; painting crops not upscaled past their 224 px scans), the GAN model and
+# its separately trained no-GAN twin side by side, from scratch; a second call continues both with --init-from:
+#   DATA=.gpu/paint BATCH=16 TRAIN_MINUTES=8 BUDGET_S=540 \
+#     VARIANTS=";--lambda-adv 0.001 --lambda-adv-range 0.001 0.0011 --lambda-cycle 0.001 --lambda-cycle-range 0.001 0.0011" \
+#     bash scripts/gpu_run.sh "$OUT" --skip-taps relu3_1 --style-size 192 --d-style-condition --lambda-content 0.3 --lambda-style 10
 set -uo pipefail
 out="$1"; shift
 export PYTHONUNBUFFERED=1
