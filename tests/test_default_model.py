@@ -34,8 +34,8 @@ def test_strength_zero_reproduces_the_content(default):
     out = default(content, STYLE, strength=0.0, max_side=256)
     mse = np.mean((np.asarray(out, float) - np.asarray(content, float)) ** 2)
     psnr = 10 * np.log10(255**2 / mse)
-    print(f"strength 0 PSNR: {psnr:.1f} dB")  # 32.1 dB when measured on 2026-11-26
-    assert psnr > 28
+    print(f"strength 0 PSNR: {psnr:.1f} dB")  # 33.5 dB at the probe-chosen defaults, 2026-11-27
+    assert psnr >= 30
 
 
 def test_style_slider_moves_the_style_distance(default):
