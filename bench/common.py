@@ -148,6 +148,13 @@ def contact_sheet(rows: list[list], contents: list, styles: list, tile: int, row
     return sheet
 
 
+def diagonal_pairs(contents: int, styles: int, count: int) -> list[tuple[int, int, int]]:
+    """Up to `count` (content, style) pairs that repeat neither where possible, for a sheet: (index in content-major
+    order of all pairs, content, style)."""
+    picks = [(i % contents, i % styles) for i in range(min(count, contents * styles))]
+    return [(c * styles + s, c, s) for c, s in picks]
+
+
 def spearman(x: list[float], y: list[float]) -> float:
     rank = lambda v: torch.tensor(v, dtype=torch.float64).argsort().argsort().double()  # noqa: E731 - no ties here
     rx, ry = rank(x), rank(y)
@@ -155,4 +162,4 @@ def spearman(x: list[float], y: list[float]) -> float:
     return (rx @ ry / (rx.norm() * ry.norm())).item()
 
 
-__all__ = ["held_out", "held_out_names", "validation_images", "encoded_pairs", "score", "DATA", "REPO", "gatys", "Peer", "Metrics", "load", "contact_sheet", "spearman", "to_tensor", "to_pil", "RESULTS"]
+__all__ = ["held_out", "held_out_names", "validation_images", "encoded_pairs", "score", "DATA", "REPO", "gatys", "Peer", "Metrics", "load", "contact_sheet", "diagonal_pairs", "spearman", "to_tensor", "to_pil", "RESULTS"]

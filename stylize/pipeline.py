@@ -193,7 +193,7 @@ class Stylizer:
         """
         if not 0.0 <= strength <= 1.0:  # NaN fails this too
             raise ValueError(f"strength must be in [0, 1], got {strength}")
-        if isinstance(refine_steps, bool) or not isinstance(refine_steps, int) or refine_steps < 0:
+        if not _is_whole_number(refine_steps, 0):
             raise ValueError(f"refine steps must be a whole number >= 0, got {refine_steps!r}")
         max_side = checked_max_side(max_side)
         content_image = fit_size(load_image(content, "content"), max_side)
@@ -275,9 +275,13 @@ class Stylizer:
         return image.detach()
 
 
+def _is_whole_number(value, minimum: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+
+
 def checked_max_side(max_side) -> int:
     """max_side as the pipeline uses it: a whole number >= MIN_SIDE; above MAX_SIDE it is clamped with a warning."""
-    if isinstance(max_side, bool) or not isinstance(max_side, int) or max_side < MIN_SIDE:
+    if not _is_whole_number(max_side, MIN_SIDE):
         raise ValueError(f"max side must be a whole number of pixels >= {MIN_SIDE}, got {max_side!r}")
     if max_side > MAX_SIDE:
         warnings.warn(f"max side {max_side} is above the limit of {MAX_SIDE} px (memory); using {MAX_SIDE}", stacklevel=3)
