@@ -1,17 +1,15 @@
 """Shared by the benchmarks: the held-out set, the Gatys reference, the peer package, image metrics."""
 import statistics
-import sys
 from pathlib import Path
 
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
-from stylize import losses  # noqa: E402
-from stylize.encoder import VGGEncoder  # noqa: E402
-from stylize.functional import mean_std  # noqa: E402
-from stylize.images import fit_size, load_image, to_pil, to_tensor  # noqa: E402
+from stylize import losses
+from stylize.encoder import VGGEncoder
+from stylize.functional import mean_std
+from stylize.images import fit_size, load_image, to_pil, to_tensor
 
 DATA = REPO.parent / "shared" / "data"
 RESULTS = REPO / "bench" / "results"

@@ -7,14 +7,12 @@ graphs (mode reduce-overhead) at 1024 px and batch 8 x 512.
 import argparse
 import json
 import statistics
-import sys
 import time
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from stylize.checkpoint import load_model_folder  # noqa: E402
+from stylize.checkpoint import load_model_folder
 
 
 def time_ms(fn, repeats: int = 20, warmup: int = 3) -> float:

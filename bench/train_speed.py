@@ -1,4 +1,4 @@
-"""Training speed: iterations/s of the real loop (train/train.py). Not run by pytest.
+"""Training speed: iterations/s of the real loop (python -m train.train). Not run by pytest.
 
     python bench/train_speed.py                  # CPU, 2 threads: 128 and 256 px, batch 4 -> train_speed_cpu.json
     python bench/train_speed.py --device cuda    # 256 px: eager, bf16, bf16 + torch.compile, + CUDA graphs (batch 8, 32)
@@ -9,6 +9,8 @@ log's wall-clock seconds are device time.
 import argparse
 import csv
 import json
+import os
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -16,9 +18,6 @@ from pathlib import Path
 import torch
 
 from common import DATA, RESULTS, REPO
-
-sys.path.insert(0, str(REPO))
-from train.train import main as train_main  # noqa: E402
 
 # (name, size, batch, steps, warm-up steps, extra flags)
 PLANS = {
@@ -40,8 +39,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=DATA, help="folder with content/ and style/ (default: the shared data)")
     parser.add_argument("--out", type=Path, default=None, help="result file (default bench/results/train_speed_DEVICE.json)")
     args = parser.parse_args()
-    if args.device == "cpu":
-        torch.set_num_threads(2)
+    env = {**os.environ, "OMP_NUM_THREADS": "2"} if args.device == "cpu" else dict(os.environ)
     out_file = args.out or RESULTS / f"train_speed_{args.device}.json"
     out_file.parent.mkdir(parents=True, exist_ok=True)
     device_name = torch.cuda.get_device_name() if args.device == "cuda" else "cpu (2 threads)"
@@ -55,10 +53,10 @@ def main() -> None:
         for i, (name, size, batch, steps, warmup, flags) in enumerate(PLANS[args.device]):
             out = tmp / f"run{i}"
             try:
-                code = train_main(["--content-dir", str(tmp / "content"), "--style-dir", str(tmp / "style"), "--out", str(out),
-                                   "--device", args.device, "--size", str(size), "--batch-size", str(batch), "--iters", str(steps),
-                                   "--log-every", "1", "--sample-every", "100000", "--save-every", "100000", *flags])
-                assert code == 0, f"train.py exited with {code}"
+                subprocess.run([sys.executable, "-m", "train.train", "--content-dir", str(tmp / "content"), "--style-dir", str(tmp / "style"),
+                                "--out", str(out), "--device", args.device, "--size", str(size), "--batch-size", str(batch),
+                                "--iters", str(steps), "--log-every", "1", "--sample-every", "100000", "--save-every", "100000", *flags],
+                               cwd=REPO, env=env, check=True)
                 with (out / "log.csv").open() as f:
                     seconds = [float(r["seconds"]) for r in csv.DictReader(f)]
                 per_step = (seconds[-1] - seconds[warmup - 1]) / (len(seconds) - warmup)

@@ -9,7 +9,6 @@ each tap's mean activation over photos, stored as `tap_scale` so the encoder can
 """
 import argparse
 import importlib.resources
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,8 +19,7 @@ from onnx import numpy_helper
 from PIL import Image
 from safetensors.torch import save_file
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from stylize.encoder import VGG_LAYERS, VGGEncoder  # noqa: E402
+from stylize.encoder import VGG_LAYERS, VGGEncoder
 
 ONNX_SIZE = 240  # the Keras model's fixed input size
 EXPECTED_CONV1_1_BIAS = (0.7343, 0.0934, 0.0678, 0.8863)

@@ -31,7 +31,7 @@ IFS=';' read -r -a variants <<< "${VARIANTS:-}"
 threads=$(( $(nproc) / ${#variants[@]} ))
 for i in "${!variants[@]}"; do
   # shellcheck disable=SC2086  # each variant is a list of flags
-  OMP_NUM_THREADS=$threads python3 train/train.py --device cuda --amp --content-dir "$data/content" --style-dir "$data/style" \
+  OMP_NUM_THREADS=$threads python3 -m train.train --device cuda --amp --content-dir "$data/content" --style-dir "$data/style" \
     --size 256 --batch-size "${BATCH:-8}" --iters 1000000 --max-minutes "${TRAIN_MINUTES:-7}" \
     --sample-every 1000 --save-every 1000 --log-every 100 --out "/tmp/run$i" ${COMPILE:+--compile "$COMPILE"} "$@" \
     ${variants[$i]} > "$out/run$i.txt" 2>&1 &

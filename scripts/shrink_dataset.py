@@ -2,20 +2,18 @@
 
 Used to carry the training set to a lent GPU machine and to speed up loading. A device call carries at most 64 MiB,
 code and weights (~34 MB) included. Every training photo and painting fits as WebP (31 MB):
-    python scripts/shrink_dataset.py ../shared/data .gpu/paint --side 240 --style-side 224 --quality 50 --format webp --holdout bench/holdout.txt
+    python -m scripts.shrink_dataset ../shared/data .gpu/paint --side 240 --style-side 224 --quality 50 --format webp --holdout bench/holdout.txt
 or as JPEG every 2nd photo (--content-offset 1: the other half):
-    python scripts/shrink_dataset.py ../shared/data .gpu/half --side 256 --quality 80 --content-every 2 --holdout bench/holdout.txt
+    python -m scripts.shrink_dataset ../shared/data .gpu/half --side 256 --quality 80 --content-every 2 --holdout bench/holdout.txt
 """
 import argparse
-import sys
 from pathlib import Path
 
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from stylize.images import ImageInputError, load_image  # noqa: E402
-from train.data import list_images  # noqa: E402
-from train.train import read_name_list  # noqa: E402
+from stylize.images import ImageInputError, load_image
+from train.data import list_images
+from train.train import read_name_list
 
 
 def main() -> None:

@@ -19,7 +19,9 @@ CONFIG_FILE = "config.json"
 GENERATOR_FILE = "generator.safetensors"
 DISCRIMINATOR_FILE = "discriminator.safetensors"
 VGG_FILE = "vgg16_imagenet.safetensors"
-EMBEDDED_DIR = Path(__file__).resolve().parents[1] / "weights"
+# Installed: stylize/weights (pyproject maps the checkout's weights/ there); in a checkout or an editable install: weights/
+_INSTALLED_WEIGHTS = Path(__file__).resolve().parent / "weights"
+EMBEDDED_DIR = _INSTALLED_WEIGHTS if _INSTALLED_WEIGHTS.is_dir() else Path(__file__).resolve().parents[1] / "weights"
 
 
 class CheckpointError(RuntimeError):

@@ -1,4 +1,4 @@
-"""python -m stylize CONTENT STYLE -o OUT [flags]"""
+"""stylize CONTENT STYLE -o OUT [flags]   (or: python -m stylize ...)"""
 import argparse
 import re
 import sys
@@ -14,7 +14,7 @@ NUMBER_FLAGS = {f"--lambda-{name}" for name in LAMBDA_NAMES} | {"--strength", "-
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m stylize", description="Stylise a photo with any painting.")
+    parser = argparse.ArgumentParser(prog="stylize", description="Stylise a photo with any painting.")
     parser.add_argument("content", type=Path, help="content photo")
     parser.add_argument("style", type=Path, help="style image (any painting)")
     parser.add_argument("-o", "--output", type=Path, required=True, help="output image path (PNG or JPEG by suffix)")

@@ -1,19 +1,31 @@
 """Hugging Face Hub I/O: resolve a repo id to a local folder, write the model card, upload in the background."""
+import logging
 import shutil
 import tempfile
 from concurrent.futures import Future
 from pathlib import Path
 
 from huggingface_hub import HfApi, snapshot_download
-from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError
+from huggingface_hub.errors import (
+    GatedRepoError, HfHubHTTPError, HFValidationError, LocalEntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError,
+)
+from huggingface_hub.utils import validate_repo_id
 
-from .checkpoint import CheckpointError, EMBEDDED_DIR
+from . import SOURCE_URL, __version__
+from .checkpoint import CONFIG_FILE, DISCRIMINATOR_FILE, EMBEDDED_DIR, GENERATOR_FILE, VGG_FILE, CheckpointError
+
+log = logging.getLogger("stylize.hub")
+
+# What a model repo holds for inference: a download skips everything else (sample grids, resume state, logs).
+MODEL_FILES = [CONFIG_FILE, GENERATOR_FILE, DISCRIMINATOR_FILE, VGG_FILE, "README.md"]
 
 
-def resolve_model_folder(path_or_repo_id: str | Path | None = None, revision: str | None = None) -> Path:
-    """None -> the embedded weights/; an existing folder -> itself; otherwise a Hub repo id.
+def resolve_model_folder(path_or_repo_id: str | Path | None = None, *, revision: str | None = None, token: str | bool | None = None,
+                         cache_dir: str | Path | None = None, local_files_only: bool = False, force_download: bool = False) -> Path:
+    """None -> the embedded weights/; an existing folder -> itself; otherwise a Hub repo id (owner/name).
 
-    The Hub snapshot is cached; with no network, the cached copy is used (offline-friendly).
+    The Hub arguments mean what they mean in huggingface_hub.snapshot_download. Without network the cached snapshot
+    is used; every failure is a one-line CheckpointError.
     """
     if path_or_repo_id is None:
         return EMBEDDED_DIR
@@ -21,17 +33,29 @@ def resolve_model_folder(path_or_repo_id: str | Path | None = None, revision: st
     if path.is_dir():
         return path
     repo_id = str(path_or_repo_id)
-    if repo_id.count("/") != 1 or repo_id.startswith((".", "/")):
-        raise CheckpointError(f"model not found: {repo_id} is neither a folder nor a Hub repo id (owner/name)")
     try:
-        return Path(snapshot_download(repo_id, revision=revision, library_name="stylize"))
+        validate_repo_id(repo_id)
+        valid = repo_id.count("/") == 1
+    except HFValidationError:
+        valid = False
+    if not valid:
+        raise CheckpointError(f"model not found: {repo_id!r} is neither a folder nor a Hub repo id (owner/name)")
+    try:
+        return Path(snapshot_download(repo_id, revision=revision, token=token, cache_dir=cache_dir, local_files_only=local_files_only,
+                                      force_download=force_download, allow_patterns=MODEL_FILES,
+                                      library_name="stylize", library_version=__version__))
+    except GatedRepoError:
+        raise CheckpointError(f"Hub repo {repo_id} is gated: accept its terms on the Hub and pass a token") from None
     except RepositoryNotFoundError:
         raise CheckpointError(f"Hub repo not found (or private without a token): {repo_id}") from None
+    except RevisionNotFoundError:
+        raise CheckpointError(f"revision {revision!r} not found in Hub repo {repo_id}") from None
+    except LocalEntryNotFoundError:
+        why = "local_files_only is set" if local_files_only else "the Hub cannot be reached"
+        raise CheckpointError(f"no cached copy of {repo_id} and {why}") from None
     except (HfHubHTTPError, OSError, ValueError) as err:
-        try:
-            return Path(snapshot_download(repo_id, revision=revision, library_name="stylize", local_files_only=True))
-        except LocalEntryNotFoundError:
-            raise CheckpointError(f"cannot download {repo_id} and no cached copy exists ({err.__class__.__name__})") from None
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CheckpointError(f"cannot download {repo_id}: {reason[:200]}") from None
 
 
 def model_card(config: dict, repo_id: str, sample_image: str | None) -> str:
@@ -54,13 +78,21 @@ tags:
 
 # {repo_id}
 
-Arbitrary style transfer generator for Stylize: content photo + any style image →
+Arbitrary style transfer generator for [Stylize]({SOURCE_URL}): content photo + any style image →
 stylised image, conditioned on the five loss weights (λ), so each slider is one forward pass.
+
+## Use
+
+```bash
+pip install "stylize @ git+{SOURCE_URL}"
+stylize photo.jpg painting.jpg -o out.png --model {repo_id}
+```
 
 ```python
 from stylize.pipeline import Stylizer
-stylizer = Stylizer.from_pretrained("{repo_id}")
-image = stylizer("photo.jpg", "painting.jpg", lambdas={{"style": 3.0}})
+stylizer = Stylizer.from_pretrained("{repo_id}")     # revision=, token=, cache_dir=, local_files_only= as in huggingface_hub
+image = stylizer("photo.jpg", "painting.jpg", lambdas={{"style": 10.0}})
+image.save("out.png")
 ```
 
 ## Loss weights (λ)
@@ -77,6 +109,12 @@ Sampled log-uniformly per example during training; values outside the trained ra
 - content images: {_data_line(data.get("content"))}
 - style images: {_data_line(data.get("style"))}
 - encoder: VGG16 (ImageNet, Caffe weights) blocks 1–4, frozen
+
+## Licences
+
+The generator and critic: MIT. `vgg16_imagenet.safetensors` holds the VGG16 ImageNet weights of Simonyan & Zisserman,
+"Very Deep Convolutional Networks for Large-Scale Image Recognition" (ICLR 2015), released under CC BY 4.0
+(https://www.robots.ox.ac.uk/~vgg/research/very_deep/); converted as described in the code's `weights/README.md`.
 """
 
 
@@ -86,13 +124,30 @@ def _data_line(description: dict | None) -> str:
     return f"{description['images']} from a folder named `{description['folder']}` (file list sha256 {description['file_list_sha256'][:12]})"
 
 
-class HubUploader:
-    """Uploads snapshots of the model folder without blocking training; uploads run in order."""
+class HubError(RuntimeError):
+    """The Hub repo cannot be created or reached; the message is one line."""
 
-    def __init__(self, repo_id: str, private: bool = False, token: str | None = None, api: HfApi | None = None):
+
+def _one_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0][:200]}" if text else type(err).__name__
+
+
+class HubUploader:
+    """Uploads snapshots of the model folder without blocking training; uploads run in order.
+
+    The repo is created (or found) at construction, so a missing network or token fails before any work. A failed
+    upload is logged when it fails; the next save uploads the whole folder again, so it is retried then.
+    """
+
+    def __init__(self, repo_id: str, private: bool | None = None, token: str | None = None, api: HfApi | None = None):
         self.repo_id = repo_id
-        self.api = api or HfApi(token=token)
-        self.api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
+        self.api = api or HfApi(token=token, library_name="stylize", library_version=__version__)
+        try:  # private=None: the Hub's default for this user or organisation
+            self.api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
+        except Exception as err:  # noqa: BLE001 - network, auth and HTTP errors all stop the run the same way
+            raise HubError(f"cannot create or reach Hub repo {repo_id} ({_one_line(err)}); check the network and "
+                           f"`hf auth login` (or HF_TOKEN), or leave out --push-to-hub") from None
         self.pending: list[Future] = []
 
     def push(self, folder: Path, step: int) -> Future:
@@ -103,9 +158,15 @@ class HubUploader:
             repo_id=self.repo_id, repo_type="model", folder_path=str(snapshot),
             commit_message=f"Stylize checkpoint at step {step}", run_as_future=True,
         )
-        future.add_done_callback(lambda _: shutil.rmtree(snapshot, ignore_errors=True))
+        future.add_done_callback(lambda done: self._finished(done, snapshot, step))
         self.pending.append(future)
         return future
+
+    def _finished(self, future: Future, snapshot: Path, step: int) -> None:
+        shutil.rmtree(snapshot, ignore_errors=True)
+        if future.exception() is not None:
+            log.error("Hub upload of step %d to %s failed (%s); the next save uploads again", step, self.repo_id,
+                      _one_line(future.exception()))
 
     def wait(self) -> list[Exception]:
         """Blocks until every upload has finished; returns the failures (training never dies of one)."""

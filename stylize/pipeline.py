@@ -111,10 +111,16 @@ class Stylizer:
         self.encoder_calls = 0  # content + style encodings actually computed (cache misses)
 
     @classmethod
-    def from_pretrained(cls, path_or_repo_id: str | Path | None = None, revision: str | None = None,
+    def from_pretrained(cls, path_or_repo_id: str | Path | None = None, *, revision: str | None = None, token: str | bool | None = None,
+                        cache_dir: str | Path | None = None, local_files_only: bool = False, force_download: bool = False,
                         device: str | torch.device | None = "auto", dtype: torch.dtype | None = None,
                         cache_bytes: int = CACHE_BYTES) -> "Stylizer":
-        folder = resolve_model_folder(path_or_repo_id, revision)
+        """None: the embedded default; a folder; or a Hub repo id, downloaded (only the model's files) and cached.
+
+        revision, token, cache_dir, local_files_only, force_download: as in huggingface_hub.snapshot_download.
+        """
+        folder = resolve_model_folder(path_or_repo_id, revision=revision, token=token, cache_dir=cache_dir,
+                                      local_files_only=local_files_only, force_download=force_download)
         generator, config = load_model_folder(folder)
         return cls(generator, config, device=device, dtype=dtype, cache_bytes=cache_bytes, model_folder=folder)
 

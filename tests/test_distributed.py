@@ -17,7 +17,7 @@ TOLERANCE = 0.02  # relative difference of the weight change from initialisation
 
 def torchrun(nproc: int, args: list[str]) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc), "--master_port", str(free_port()),
-           "train/train.py", *args]
+           "-m", "train.train", *args]
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     return done

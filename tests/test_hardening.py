@@ -6,6 +6,7 @@ import random
 import subprocess
 import sys
 import warnings
+from concurrent.futures import Future
 from pathlib import Path
 
 import numpy as np
@@ -257,17 +258,12 @@ def test_truncated_resume_state_is_one_line(data_dirs, tmp_path, caplog):  # noq
 def test_no_absolute_path_in_published_files(data_dirs, tmp_path, monkeypatch):  # noqa: F811
     published = {}
 
-    class FakeFuture:
-        def add_done_callback(self, fn):
-            fn(self)
-
-        def result(self):
-            return "commit-url"
-
     def fake_upload_folder(self, **kwargs):
         for path in sorted(Path(kwargs["folder_path"]).iterdir()):
             published[path.name] = path.read_bytes()
-        return FakeFuture()
+        future = Future()
+        future.set_result("commit-url")
+        return future
 
     from huggingface_hub import HfApi
     monkeypatch.setattr(HfApi, "create_repo", lambda self, repo_id, **kw: None)  # the network boundary

@@ -1,8 +1,11 @@
 """Inference pipeline: any image in, sizes, caching, colour preservation, refine, errors, CLI."""
 import io
+import os
+import shutil
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -175,26 +178,67 @@ def test_cli_end_to_end_and_error_path(tiny_model_dir, tmp_path):
     assert len(bad.stderr.strip().splitlines()) == 1 and "content" in bad.stderr and "Traceback" not in bad.stderr
 
 
-def test_hub_repo_id_resolves_through_snapshot_download_and_falls_back_to_cache(tiny_model_dir, monkeypatch):
-    from huggingface_hub.errors import LocalEntryNotFoundError
+def hub_cache_with(cache_dir: Path, repo_id: str, folder: Path, extra_files: dict[str, bytes]) -> str:
+    """A Hub cache as snapshot_download leaves it (refs/main -> snapshots/<commit>/...), filled from a local folder."""
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = cache_dir / f"models--{repo_id.replace('/', '--')}"
+    shutil.copytree(folder, repo / "snapshots" / commit)
+    for name, data in extra_files.items():
+        (repo / "snapshots" / commit / name).write_bytes(data)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    return commit
 
+
+@pytest.fixture
+def unreachable_hub(monkeypatch):
+    """The network boundary: the Hub endpoint is a closed local port, so every request fails to connect."""
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", "http://127.0.0.1:9")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_ETAG_TIMEOUT", 2, raising=False)
+
+
+def test_hub_repo_id_uses_the_cached_snapshot_when_the_hub_is_unreachable(tiny_model_dir, tmp_path, unreachable_hub):
+    cache = tmp_path / "hub-cache"
+    commit = hub_cache_with(cache, "someone/cached", tiny_model_dir, {"resume.pt": b"x" * 100})
+    stylizer = Stylizer.from_pretrained("someone/cached", cache_dir=cache, device="cpu")
+    assert stylizer(photo(), photo(seed=1)).size == photo().size
+    offline = Stylizer.from_pretrained("someone/cached", cache_dir=cache, local_files_only=True, device="cpu")
+    assert offline.config == stylizer.config
+    with pytest.raises(CheckpointError, match="no cached copy of someone/missing and the Hub cannot be reached"):
+        Stylizer.from_pretrained("someone/missing", cache_dir=cache, device="cpu")
+    with pytest.raises(CheckpointError, match="no cached copy of someone/missing and local_files_only is set"):
+        Stylizer.from_pretrained("someone/missing", cache_dir=cache, local_files_only=True, device="cpu")
+    assert (cache / "models--someone--cached" / "snapshots" / commit).is_dir()
+
+
+def test_hub_arguments_reach_snapshot_download_and_only_model_files_are_asked_for(tiny_model_dir, monkeypatch):
     from stylize import hub
 
-    calls = []
+    seen = {}
 
-    def fake_snapshot_download(repo_id, revision=None, library_name=None, local_files_only=False):
-        calls.append((repo_id, revision, local_files_only))
-        if not local_files_only:
-            raise OSError("network unreachable")  # the network boundary
-        if repo_id == "someone/cached":
-            return str(tiny_model_dir)
-        raise LocalEntryNotFoundError("not in cache")
+    def snapshot_download(repo_id, **kwargs):  # stands in for the download; returns what it would have fetched
+        seen.update(kwargs, repo_id=repo_id)
+        return str(tiny_model_dir)
 
-    monkeypatch.setattr(hub, "snapshot_download", fake_snapshot_download)
-    stylizer = Stylizer.from_pretrained("someone/cached", revision="v1", device="cpu")
-    assert calls == [("someone/cached", "v1", False), ("someone/cached", "v1", True)]
-    assert stylizer(photo(), photo(seed=1)).size == photo().size
-    with pytest.raises(CheckpointError, match="cannot download someone/missing and no cached copy"):
-        Stylizer.from_pretrained("someone/missing", device="cpu")
+    monkeypatch.setattr(hub, "snapshot_download", snapshot_download)
+    Stylizer.from_pretrained("someone/model", revision="v2", token="hf_x", cache_dir="/tmp/c", force_download=True, device="cpu")
+    assert {k: seen[k] for k in ("repo_id", "revision", "token", "cache_dir", "force_download", "local_files_only")} == {
+        "repo_id": "someone/model", "revision": "v2", "token": "hf_x", "cache_dir": "/tmp/c", "force_download": True,
+        "local_files_only": False}
+    assert sorted(seen["allow_patterns"]) == sorted(
+        ["config.json", "generator.safetensors", "discriminator.safetensors", "vgg16_imagenet.safetensors", "README.md"])
+
+
+@pytest.mark.parametrize("bad", ["not/a/repo/id", "bad id!", "owner/", "-owner/name", "x" * 200 + "/y"])
+def test_a_malformed_model_name_is_one_line(bad):
     with pytest.raises(CheckpointError, match="neither a folder nor a Hub repo id"):
-        Stylizer.from_pretrained("not/a/repo/id", device="cpu")
+        Stylizer.from_pretrained(bad, device="cpu")
+
+
+def test_app_with_a_malformed_stylize_model_exits_with_one_line():
+    done = subprocess.run([sys.executable, "app.py"], cwd=REPO, env={**os.environ, "STYLIZE_MODEL": "bad id!"},
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == ["error: model not found: 'bad id!' is neither a folder nor a Hub repo id (owner/name)"]

@@ -1,6 +1,8 @@
 """Training: CLI smoke, resume equivalence, atomic saves, unreadable files, NaN guard, Hub upload."""
 import subprocess
+from concurrent.futures import Future
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +39,7 @@ def args_for(data_dirs, out: Path, *extra: str) -> list[str]:
 
 def test_cli_smoke_trains_and_loads_in_pipeline(data_dirs, tmp_path):
     out = tmp_path / "run"
-    done = subprocess.run([sys.executable, "train/train.py", *args_for(data_dirs, out, "--iters", "3", "--sample-every", "3")],
+    done = subprocess.run([sys.executable, "-m", "train.train", *args_for(data_dirs, out, "--iters", "3", "--sample-every", "3")],
                           capture_output=True, text=True, cwd=REPO)
     assert done.returncode == 0, done.stderr
     assert "skipped 1 unreadable" in done.stderr  # reported once, not a crash
@@ -51,7 +53,7 @@ def test_cli_smoke_trains_and_loads_in_pipeline(data_dirs, tmp_path):
 
 
 def test_help_explains_every_flag():
-    done = subprocess.run([sys.executable, "train/train.py", "--help"], capture_output=True, text=True, cwd=REPO)
+    done = subprocess.run([sys.executable, "-m", "train.train", "--help"], capture_output=True, text=True, cwd=REPO)
     assert done.returncode == 0
     for flag in ("--content-dir", "--style-dir", "--size", "--batch-size", "--iters", "--lr", "--device", "--amp", "--out",
                  "--resume", "--seed", "--sample-every", "--save-every", "--push-to-hub", "--hub-private", "--grad-accum",
@@ -154,16 +156,12 @@ def test_nan_step_is_skipped_and_counted_then_repeated_nans_stop(data_dirs, tmp_
 def test_push_to_hub_uploads_the_model_folder(data_dirs, tmp_path, monkeypatch):
     calls = []
 
-    class FakeFuture:
+    class FakeFuture(Future):  # an upload that has finished: it saw the folder as it was when pushed
         def __init__(self, folder):
+            super().__init__()
             self.files = sorted(p.name for p in Path(folder).iterdir())
             self.readme = (Path(folder) / "README.md").read_text()
-
-        def add_done_callback(self, fn):
-            fn(self)
-
-        def result(self):
-            return "commit-url"
+            self.set_result("commit-url")
 
     def fake_create_repo(self, repo_id, **kwargs):
         calls.append(("create_repo", repo_id, kwargs))
@@ -188,7 +186,48 @@ def test_push_to_hub_uploads_the_model_folder(data_dirs, tmp_path, monkeypatch):
                                 "samples.png", "vgg16_imagenet.safetensors"]
         assert "library_name: stylize" in future.readme and "- style-transfer" in future.readme and "- gan" in future.readme
         assert "| style | 3 | 0.3 – 30 |" in future.readme and "![samples](samples.png)" in future.readme
+        assert 'pip install "stylize @ git+https://' in future.readme and "--model someone/stylize-test" in future.readme
+        assert "CC BY 4.0" in future.readme and "Simonyan & Zisserman" in future.readme
     assert "step 2" in uploads[-1][1]["commit_message"]
+    calls.clear()
+    assert train_mod.main(args_for(data_dirs, tmp_path / "public", "--iters", "1", "--push-to-hub", "someone/stylize-test")) == 0
+    assert calls[0][2]["private"] is None  # not forced public: the Hub's default for the account applies
+
+
+def test_push_to_hub_without_network_fails_in_one_line_before_any_work(tmp_path, monkeypatch, caplog):
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", "http://127.0.0.1:9")  # the network boundary: refused
+    monkeypatch.setenv("HF_TOKEN", "hf_not_a_real_token")
+    out = tmp_path / "run"
+    started = time.perf_counter()
+    # the data folders do not exist: the Hub check must come first, so the error is the Hub's, not theirs
+    code = train_mod.main(["--content-dir", str(tmp_path / "nope"), "--style-dir", str(tmp_path / "nope"), "--out", str(out),
+                           "--push-to-hub", "someone/stylize-test"])
+    assert code == 1 and time.perf_counter() - started < 30
+    (message,) = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert message.startswith("error: cannot create or reach Hub repo someone/stylize-test (ConnectError")
+    assert "hf auth login" in message and "\n" not in message
+    assert not out.exists()
+
+
+def test_a_failed_upload_is_reported_when_it_fails_and_training_goes_on(data_dirs, tmp_path, monkeypatch, caplog):
+    from huggingface_hub import HfApi
+
+    def failing_upload(self, **kwargs):
+        future = Future()
+        future.set_exception(ConnectionError("connection reset by peer"))
+        return future
+
+    monkeypatch.setattr(HfApi, "create_repo", lambda self, repo_id, **kw: None)  # the network boundary
+    monkeypatch.setattr(HfApi, "upload_folder", failing_upload)
+    assert train_mod.main(args_for(data_dirs, tmp_path / "run", "--iters", "2", "--save-every", "1",
+                                   "--push-to-hub", "someone/stylize-test")) == 0
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert errors[:2] == [f"Hub upload of step {s} to someone/stylize-test failed (ConnectionError: connection reset by peer); "
+                          "the next save uploads again" for s in (1, 2)]
+    assert errors[2].startswith("2 Hub upload(s) failed")
+    assert (tmp_path / "run" / "model" / "generator.safetensors").exists()
 
 
 def test_prefetcher_hands_back_exactly_what_each_key_draws():

@@ -1,7 +1,9 @@
 """Train the lambda-conditioned style-transfer GAN.
 
-    python train/train.py --content-dir ../shared/data/content --style-dir ../shared/data/style --out runs/a
-    torchrun --nproc_per_node 4 train/train.py ...        # or: accelerate launch train/train.py ...
+    python -m train.train --content-dir ../shared/data/content --style-dir ../shared/data/style --out runs/a
+    torchrun --nproc_per_node 4 -m train.train ...        # or: accelerate launch -m train.train ...
+
+Run from the checkout's root (`-m` puts it on the path); `stylize` itself is installed (scripts/setup.sh).
 
 One loop, top to bottom: draw a batch (crops, per-example lambdas) -> G forward -> D hinge loss and
 G's lambda-weighted objective, both backward -> all-reduce gradients (multi-process) -> optimiser
@@ -24,19 +26,17 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python train/train.py` from a checkout
-
-from stylize import losses  # noqa: E402
-from stylize.checkpoint import (  # noqa: E402
+from stylize import losses
+from stylize.checkpoint import (
     EMBEDDED_DIR, VGG_FILE, CheckpointError, atomic_write, load_discriminator, load_model_folder, save_model_folder,
 )
-from stylize.discriminator import MultiScaleDiscriminator, style_code  # noqa: E402
-from stylize.encoder import TAP_CHANNELS, VGGEncoder  # noqa: E402
-from stylize.generator import LAMBDA_NAMES, Generator, log_lambda_normalisation  # noqa: E402
-from stylize.hub import HubUploader, model_card  # noqa: E402
-from stylize.images import to_pil  # noqa: E402
-from stylize.pipeline import Stylizer, pick_device  # noqa: E402
-from train.data import ImageBank, Prefetcher, shard_indices  # noqa: E402
+from stylize.discriminator import MultiScaleDiscriminator, style_code
+from stylize.encoder import TAP_CHANNELS, VGGEncoder
+from stylize.generator import LAMBDA_NAMES, Generator, log_lambda_normalisation
+from stylize.hub import HubError, HubUploader, model_card
+from stylize.images import to_pil
+from stylize.pipeline import Stylizer, pick_device
+from train.data import ImageBank, Prefetcher, shard_indices
 
 log = logging.getLogger("stylize.train")
 
@@ -117,7 +117,7 @@ HELP = {
     "normaliser_decay": "decay of the running average that scales each loss term (default %(default)s)",
     "max_nonfinite": "consecutive NaN/inf steps (skipped) after which the run stops (default %(default)s)",
     "push_to_hub": "Hugging Face repo id; the model folder is uploaded at each save (token: HF_TOKEN or login)",
-    "hub_private": "create the Hub repo as private",
+    "hub_private": "create the Hub repo as private (default: the Hub's default for your account or organisation)",
 }
 
 
@@ -353,6 +353,9 @@ def train(cfg: TrainConfig) -> Path:
     if device.type == "cuda" and world > 1:
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
         torch.cuda.set_device(device)
+    # before any work: without network or a token, --push-to-hub fails here in one line
+    uploader = HubUploader(cfg.push_to_hub, private=True if cfg.hub_private else None,
+                           token=os.environ.get("HF_TOKEN")) if cfg.push_to_hub and main_process else None
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     if main_process:
@@ -395,7 +398,6 @@ def train(cfg: TrainConfig) -> Path:
     broadcast_parameters(G, world)
     broadcast_parameters(D, world)
 
-    uploader = HubUploader(cfg.push_to_hub, private=cfg.hub_private, token=os.environ.get("HF_TOKEN")) if cfg.push_to_hub and main_process else None
     amp = cfg.amp
     autocast = torch.autocast(device.type, dtype=torch.bfloat16) if amp else nullcontext()
     log.info("effective batch %d = %d per process x %d processes x %d accumulation; lr %g; device %s%s",
@@ -535,9 +537,9 @@ def train(cfg: TrainConfig) -> Path:
     if main_process:
         progress.close()
         log.info("done: %d steps in %.1f s (%d non-finite skipped); model in %s", step, time.time() - started, nonfinite_total, out / "model")
-        if uploader is not None:
-            for err in uploader.wait():
-                log.error("Hub upload failed: %s", err)
+        failed = uploader.wait() if uploader is not None else []
+        if failed:
+            log.error("%d Hub upload(s) failed (each reported when it failed); the model is in %s", len(failed), out / "model")
     if world > 1:
         dist.barrier()
         dist.destroy_process_group()
@@ -548,7 +550,7 @@ def main(argv=None) -> int:
     cfg = parse_args(argv)
     try:
         train(cfg)
-    except (TrainingDiverged, FileNotFoundError, ValueError, CheckpointError) as err:
+    except (TrainingDiverged, FileNotFoundError, ValueError, CheckpointError, HubError) as err:
         logging.getLogger("stylize.train").error("error: %s", err)
         return 1
     return 0
