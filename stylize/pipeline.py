@@ -5,11 +5,13 @@ Example:
     >>> stylizer = Stylizer.from_pretrained()            # the embedded weights/
     >>> image = stylizer("photo.jpg", "painting.jpg", lambdas={"style": 3.0}, strength=0.8)
 """
+import copy
 import dataclasses
 import hashlib
 import math
 import warnings
 from collections import OrderedDict
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -109,6 +111,7 @@ class Stylizer:
         self.normalisers = {n: float(lam["normalisers"][n]) for n in LAMBDA_NAMES}
         self.cache = EncodingCache(cache_bytes)
         self.encoder_calls = 0  # content + style encodings actually computed (cache misses)
+        self._refine_generator: Generator | None = None
 
     @classmethod
     def from_pretrained(cls, path_or_repo_id: str | Path | None = None, *, revision: str | None = None, token: str | bool | None = None,
@@ -197,6 +200,15 @@ class Stylizer:
         (larger values are clamped with a warning); bad input raises stylize.images.ImageInputError, bad numbers
         ValueError.
         """
+        for image in self.stylize_steps(content, style, lambdas, strength, preserve_color, max_side, refine_steps, seed):
+            pass
+        return image
+
+    def stylize_steps(self, content, style, lambdas: dict[str, float] | None = None, strength: float = 1.0,
+                      preserve_color: bool = False, max_side: int = 1024, refine_steps: int = 0,
+                      seed: int | None = None) -> Iterator[Image.Image]:
+        """What __call__ computes, one picture at a time: the one-pass result, then the image after each refine step.
+        A caller may stop early (a time budget, a Stop button) and keep the last picture it got."""
         if not 0.0 <= strength <= 1.0:  # NaN fails this too
             raise ValueError(f"strength must be in [0, 1], got {strength}")
         if not _is_whole_number(refine_steps, 0):
@@ -205,13 +217,17 @@ class Stylizer:
         content_image = fit_size(load_image(content, "content"), max_side)
         style_image = fit_size(load_image(style, "style"), self.style_max_side)  # once; encode_style's fit is then a no-op
         lambda_tensor = self.resolve_lambdas(lambdas)
+        content_tensor = to_tensor(content_image) if preserve_color else None
+
+        def finish(out: torch.Tensor) -> Image.Image:
+            return to_pil(keep_luminance_only(out, content_tensor.to(out.device)) if preserve_color else out)
+
         content_enc, style_enc = self.encode_content(content_image), self.encode_style(style_image)
         out = self.stylize_tensor(content_enc, style_enc, lambda_tensor, strength)
+        yield finish(out)
         if refine_steps > 0:
-            out = self.refine(out, content_image, style_image, lambda_tensor, refine_steps, seed)
-        if preserve_color:
-            out = keep_luminance_only(out, to_tensor(content_image).to(out.device))
-        return to_pil(out)
+            for out in self.refine(out, content_image, style_image, lambda_tensor, refine_steps, seed):
+                yield finish(out)
 
     def lambda_sweep_grid(self, contents: list[Image.Image], styles: list[Image.Image], tile: int = 192) -> Image.Image:
         """Rows: each (content, style) pair. Columns: content | style | default lambdas | low and high of each lambda."""
@@ -239,16 +255,11 @@ class Stylizer:
 
     # --- refine: optimise the image with exactly these lambdas ---------------------------------
     def refine(self, start: torch.Tensor, content_image: Image.Image, style_image: Image.Image,
-               lambdas: torch.Tensor, steps: int, seed: int | None = None, lr: float = 0.01) -> torch.Tensor:
-        """style_image already fitted to style_max_side, as __call__ passes it."""
+               lambdas: torch.Tensor, steps: int, seed: int | None = None, lr: float = 0.01) -> Iterator[torch.Tensor]:
+        """Yields the image after each of `steps` Adam steps on exactly these lambdas' objective.
+        style_image already fitted to style_max_side, as stylize_steps passes it."""
         gen = torch.Generator(device="cpu").manual_seed(0 if seed is None else seed)
-        generator = self.generator.float()  # optimisation in fp32 whatever the inference dtype
-        try:
-            return self._refine(generator, start, content_image, style_image, lambdas, steps, gen, lr)
-        finally:
-            generator.to(self.dtype)
-
-    def _refine(self, generator, start, content_image, style_image, lambdas, steps, gen, lr) -> torch.Tensor:
+        generator = self._fp32_generator()
         encoder = generator.encoder
         with torch.no_grad():
             content = to_tensor(content_image).to(self.device)
@@ -278,7 +289,15 @@ class Stylizer:
             optimiser.step()
             with torch.no_grad():
                 image.clamp_(0, 1)
-        return image.detach()
+            yield image.detach().clone()
+
+    def _fp32_generator(self) -> Generator:
+        """Refine optimises in fp32; in half precision it uses its own fp32 copy, so renders running meanwhile keep theirs."""
+        if self.dtype == torch.float32:
+            return self.generator
+        if self._refine_generator is None:
+            self._refine_generator = copy.deepcopy(self.generator).float()
+        return self._refine_generator
 
 
 def _is_whole_number(value, minimum: int) -> bool:

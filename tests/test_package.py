@@ -1,5 +1,6 @@
 """The package as users install it: a wheel from `pip install .` and the editable install scripts/setup.sh makes."""
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +20,12 @@ def run(cmd, cwd: Path, **env) -> subprocess.CompletedProcess:
 
 
 def test_wheel_install_gives_the_stylize_command_with_embedded_weights_from_any_directory(tmp_path):
-    run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", tmp_path / "dist", REPO], cwd=tmp_path)
+    source = tmp_path / "source"  # what the package is built from: a build in the checkout would leave build/ there
+    for name in ("stylize", "weights"):
+        shutil.copytree(REPO / name, source / name, ignore=shutil.ignore_patterns("__pycache__", "*.png"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, source / name)
+    run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", tmp_path / "dist", source], cwd=tmp_path)
     (wheel,) = (tmp_path / "dist").glob("stylize-*.whl")
     site = tmp_path / "site"
     run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", site, wheel], cwd=tmp_path)

@@ -131,6 +131,22 @@ def test_out_of_range_lambda_is_clamped_with_warning(stylizer):
         stylizer.resolve_lambdas({"colour": 1.0})
 
 
+def test_stylize_steps_yields_the_one_pass_result_then_each_refine_step(stylizer):
+    content, style = photo(80, 64), photo(80, 64, seed=1)
+    steps = list(stylizer.stylize_steps(content, style, refine_steps=3, seed=5))
+    assert len(steps) == 4
+    assert np.array_equal(np.asarray(steps[0]), np.asarray(stylizer(content, style)))
+    assert np.array_equal(np.asarray(steps[-1]), np.asarray(stylizer(content, style, refine_steps=3, seed=5)))
+    assert not np.array_equal(np.asarray(steps[1]), np.asarray(steps[3]))
+
+
+def test_refine_in_half_precision_uses_its_own_fp32_copy(tiny_model_dir):
+    stylizer = Stylizer.from_pretrained(tiny_model_dir, device="cpu", dtype=torch.bfloat16)
+    image = stylizer(photo(64, 64), photo(64, 64, seed=1), refine_steps=1)
+    assert image.size == (64, 64)
+    assert {p.dtype for p in stylizer.generator.parameters()} == {torch.bfloat16}  # a render meanwhile is unaffected
+
+
 def test_refine_changes_the_image_and_lowers_its_objective(stylizer):
     from stylize import losses
     from stylize.images import to_tensor
