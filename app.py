@@ -3,26 +3,25 @@
     python app.py                                  # embedded weights/, http://127.0.0.1:7860
     STYLIZE_MODEL=owner/repo python app.py         # a Hub checkpoint instead
 """
+try:  # ZeroGPU: `spaces` patches CUDA start-up, so it is imported before torch
+    import spaces
+except ImportError:
+    spaces = None
+
 import math
 import os
 import tempfile
+import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import gradio as gr
 
 from stylize.checkpoint import CheckpointError
 from stylize.generator import LAMBDA_NAMES
-from stylize.images import ImageInputError
-from stylize.pipeline import Stylizer
-
-try:  # ZeroGPU on Spaces: the decorated function gets a GPU slice per call
-    import spaces
-
-    on_gpu = spaces.GPU
-except ImportError:
-    def on_gpu(fn):
-        return fn
+from stylize.images import ImageInputError, fit_size, load_image
+from stylize.pipeline import MAX_SIDE, Stylizer
 
 EXAMPLES = Path(__file__).resolve().parent / "examples"
 LAMBDA_INFO = {
@@ -33,86 +32,260 @@ LAMBDA_INFO = {
     "cycle": "stay invertible back to the photo",
 }
 RESOLUTIONS = [256, 384, 512, 768, 1024, 1536, 2048]
+DEFAULT_RESOLUTION = 512
+MAX_UPLOAD = "32mb"
+MAX_REFINE_STEPS = 50
+# On a CPU two cores serve every visitor: refine is bounded so that it cannot hold them for long (a step at 512 px
+# takes ~2.5 s on 2 cores, ~10 s at 1024 px), and it pauses between steps while a render runs.
+CPU_REFINE_SECONDS = 40
+CPU_REFINE_MAX_SIDE = 512
+PREVIEW_EVERY_S = 1.0  # refine shows its picture at most this often (each preview is a PNG written and copied)
+RESULT_MAX_AGE_S = 120  # the app's own copies: Gradio has copied a result into its cache long before this
+GRADIO_CACHE = (600, 3600)  # delete_cache: every 10 minutes, remove what Gradio cached more than an hour ago
+# The λ sliders move log10 λ: their own number box and log-valued ends are hidden; the box beside each shows λ.
+CSS = ".lambda-slider input[type=number], .lambda-slider .min_value, .lambda-slider .max_value { display: none; }"
 
 
-def image_upload(label: str, elem_id: str) -> gr.Image:
+def gpu_seconds(resolution: int, refine_steps: int = 0) -> int:
+    """The ZeroGPU slot a request asks for: the worker's start-up and a first encoding (~10 s), plus refine steps.
+    A one-pass render is 5-50 ms at 512-2048 px on an H200; a refine step (VGG and the generator forward and backward
+    in fp32) is taken as ~1 s at 2048 px, scaling with the pixel count."""
+    return math.ceil(10 + refine_steps * 1.0 * (min(resolution, MAX_SIDE) / 2048) ** 2)
+
+
+def on_zero_gpu(duration):
+    """@spaces.GPU(duration=...) where the `spaces` package is installed (a no-op off ZeroGPU hardware)."""
+    return spaces.GPU(duration=duration) if spaces is not None else (lambda fn: fn)
+
+
+class RendersFirst:
+    """Refine waits between its steps while a render runs: on a shared CPU a slider move must not wait for a refine."""
+
+    def __init__(self):
+        self.running = 0
+        self.idle = threading.Condition()
+
+    @contextmanager
+    def render(self):
+        with self.idle:
+            self.running += 1
+        try:
+            yield
+        finally:
+            with self.idle:
+                self.running -= 1
+                self.idle.notify_all()
+
+    def wait_for_renders(self) -> None:
+        with self.idle:
+            self.idle.wait_for(lambda: self.running == 0)
+
+
+class ResultFiles:
+    """The app's own copies of results: Gradio copies what a handler returns into its cache, so these are needed only
+    for moments; each new one removes those older than RESULT_MAX_AGE_S."""
+
+    def __init__(self):
+        self.folder = Path(tempfile.mkdtemp(prefix="stylize-app-"))
+
+    def prune(self) -> None:
+        cutoff = time.time() - RESULT_MAX_AGE_S
+        for path in self.folder.iterdir():
+            if path.stat().st_mtime < cutoff:
+                path.unlink(missing_ok=True)
+
+    def save(self, image, name: str, **options) -> str:
+        self.prune()
+        path = self.folder / f"{name}-{time.time_ns()}.{'png' if name == 'stylised' else 'jpg'}"
+        image.save(path, **options)
+        return str(path)
+
+    def pair(self, content, result) -> tuple[tuple[str, str], str]:
+        """((before, after), after) for the before/after view and the download: the photo at the result's size."""
+        before = fit_size(load_image(content, "content"), max(result.size))
+        after = self.save(result, "stylised", compress_level=1)  # fast PNG: the full-resolution download
+        return (self.save(before.resize(result.size), "photo", quality=90), after), after
+
+
+def load_stylizer() -> Stylizer:
+    try:
+        return Stylizer.from_pretrained(os.environ.get("STYLIZE_MODEL") or None)
+    except CheckpointError as err:
+        raise SystemExit(f"error: {err}") from None
+
+
+stylizer = load_stylizer()
+renders_first = RendersFirst()
+results = ResultFiles()
+
+
+@on_zero_gpu(duration=lambda content, style, lambdas, strength, preserve_color, resolution: gpu_seconds(resolution))
+def render(content, style, lambdas, strength, preserve_color, resolution):
+    with renders_first.render():
+        return stylizer(content, style, lambdas=lambdas, strength=strength, preserve_color=preserve_color, max_side=resolution)
+
+
+@on_zero_gpu(duration=lambda content, style, lambdas, strength, preserve_color, resolution, steps: gpu_seconds(resolution, steps))
+def refine(content, style, lambdas, strength, preserve_color, resolution, steps):
+    """Yields (steps done, picture): the one-pass picture first."""
+    pictures = stylizer.stylize_steps(content, style, lambdas=lambdas, strength=strength, preserve_color=preserve_color,
+                                      max_side=resolution, refine_steps=steps)
+    for done, picture in enumerate(pictures):
+        yield done, picture
+        if stylizer.device.type == "cpu":
+            renders_first.wait_for_renders()
+
+
+def checked(content, style, lambdas: dict, strength, preserve_color, resolution) -> tuple:
+    if content is None or style is None:
+        raise gr.Error("Add a content photo and a style image first.")
+    try:
+        return content, style, {n: float(v) for n, v in lambdas.items()}, float(strength), bool(preserve_color), int(resolution)
+    except (TypeError, ValueError):
+        raise gr.Error("λ, strength and resolution must be numbers.") from None
+
+
+def describe(image, elapsed: float, lambdas: dict, note: str = "") -> str:
+    weights = ", ".join(f"{n} {v:.3g}" for n, v in lambdas.items())
+    return f"**{image.width}×{image.height}** in **{elapsed:.2f} s** on `{stylizer.device}` · λ: {weights}{note}"
+
+
+def stylize(content, style, strength=1.0, preserve_color=False, resolution=DEFAULT_RESOLUTION, **lambdas):
+    """Content photo + style image -> ((photo, stylised) for the before/after view, the stylised PNG, a summary).
+    λ as lambda_content=..., lambda_style=... (their checkpoint defaults where left out); one forward pass."""
+    args = checked(content, style, {n.removeprefix("lambda_"): v for n, v in lambdas.items()}, strength, preserve_color, resolution)
+    started = time.perf_counter()
+    try:
+        image = render(*args)
+    except (ImageInputError, ValueError) as err:  # bad files, bad numbers (an API caller's NaN)
+        raise gr.Error(str(err)) from None
+    pair, download = results.pair(content, image)
+    return pair, download, describe(image, time.perf_counter() - started, args[2])
+
+
+def refine_steps(content, style, strength=1.0, preserve_color=False, resolution=DEFAULT_RESOLUTION, steps=10,
+                 progress=gr.Progress(), **lambdas):
+    """Optimises the picture with exactly these λ, showing it as it goes; on a CPU bounded in time and size."""
+    content, style, lambda_values, strength, preserve_color, resolution = checked(
+        content, style, {n.removeprefix("lambda_"): v for n, v in lambdas.items()}, strength, preserve_color, resolution)
+    steps = max(0, min(int(steps), MAX_REFINE_STEPS))
+    on_cpu = stylizer.device.type == "cpu"
+    if on_cpu and resolution > CPU_REFINE_MAX_SIDE:
+        gr.Info(f"On this CPU, refine works at {CPU_REFINE_MAX_SIDE} px at most.")
+        resolution = CPU_REFINE_MAX_SIDE
+    started = last_shown = time.perf_counter()
+    progress((0, steps), desc="refining", unit="steps")
+    try:
+        for done, picture in refine(content, style, lambda_values, strength, preserve_color, resolution, steps):
+            elapsed = time.perf_counter() - started
+            out_of_time = on_cpu and elapsed > CPU_REFINE_SECONDS
+            progress((done, steps), desc="refining", unit="steps")
+            if done in (0, steps) or out_of_time or time.perf_counter() - last_shown >= PREVIEW_EVERY_S:
+                last_shown = time.perf_counter()
+                note = f" · refined {done} of {steps} steps"
+                if out_of_time and done < steps:
+                    note += f" (stopped at this CPU's {CPU_REFINE_SECONDS} s limit)"
+                pair, download = results.pair(content, picture)
+                yield pair, download, describe(picture, elapsed, lambda_values, note)
+            if out_of_time:
+                return
+    except (ImageInputError, ValueError) as err:
+        raise gr.Error(str(err)) from None
+
+
+def from_log_sliders(logs: dict) -> dict:
+    """The page's sliders move log10 λ: {"log_style": 1} -> {"lambda_style": 10.0}."""
+    return {f"lambda_{n}": 10.0 ** float(logs[f"log_{n}"]) for n in LAMBDA_NAMES}
+
+
+def stylize_page(content, style, strength, preserve_color, resolution, **logs):
+    return stylize(content, style, strength, preserve_color, resolution, **from_log_sliders(logs))
+
+
+def refine_page(content, style, strength, preserve_color, resolution, steps, progress=gr.Progress(), **logs):
+    yield from refine_steps(content, style, strength, preserve_color, resolution, steps, progress, **from_log_sliders(logs))
+
+
+def image_upload(label: str, elem_id: str, **options) -> gr.Image:
     """An image input that hands the uploaded file's path on undecoded: the pipeline's loader handles
     every mode and explains a broken file, where Gradio's own decoding fails with an internal error."""
-    component = gr.Image(label=label, type="filepath", sources=["upload", "clipboard"], elem_id=elem_id)
+    component = gr.Image(label=label, type="filepath", sources=["upload", "clipboard"], elem_id=elem_id, **options)
     component.preprocess = lambda payload: None if payload is None else payload.path
     return component
 
 
-def build_demo(stylizer: Stylizer) -> gr.Blocks:
+def build_demo() -> gr.Blocks:
     defaults, ranges = stylizer.lambda_defaults, stylizer.lambda_ranges
-    output_dir = Path(tempfile.mkdtemp(prefix="stylize-app-"))
-
-    @on_gpu
-    def stylize_images(content, style, *values):
-        *log_lambdas, strength, preserve_color, resolution, refine_steps = values
-        if content is None or style is None:
-            raise gr.Error("Add a content photo and a style image first.")
-        lambdas = {name: 10.0**v for name, v in zip(LAMBDA_NAMES, log_lambdas)}
-        started = time.perf_counter()
-        try:
-            image = stylizer(content, style, lambdas=lambdas, strength=float(strength), preserve_color=bool(preserve_color),
-                             max_side=int(resolution), refine_steps=int(refine_steps))
-        except (ImageInputError, ValueError) as err:  # bad files, bad numbers (an API caller's NaN)
-            raise gr.Error(str(err)) from None
-        elapsed = time.perf_counter() - started
-        path = output_dir / f"stylized-{time.time_ns()}.png"
-        image.save(path, compress_level=1)  # fast PNG: the file is both the preview and the download
-        weights = ", ".join(f"{n} {v:.3g}" for n, v in lambdas.items())
-        info = f"**{image.width}×{image.height}** in **{elapsed:.2f} s** on `{stylizer.device}` · λ: {weights}"
-        return str(path), str(path), info
-
-    with gr.Blocks(title="Stylize") as demo:
+    cpu_note = f" (on this CPU: at most {CPU_REFINE_SECONDS} s, at {CPU_REFINE_MAX_SIDE} px)" if stylizer.device.type == "cpu" else ""
+    with gr.Blocks(title="Stylize", delete_cache=GRADIO_CACHE) as demo:
         gr.Markdown("# Stylize\nAny photo, any painting. Move a slider: the picture follows in one forward pass.")
         with gr.Row():
             content = image_upload("Content photo", "content")
             style = image_upload("Style image", "style")
-            output = gr.Image(label="Stylised", type="filepath", format="png", interactive=False, elem_id="output")
+            output = gr.ImageSlider(label="Before | after", type="filepath", interactive=False, elem_id="output")
         with gr.Row():
             with gr.Column():
-                sliders = [
-                    gr.Slider(round(math.log10(ranges[n][0]), 2), round(math.log10(ranges[n][1]), 2), value=round(math.log10(defaults[n]), 2), step=0.01,
-                              label=f"λ {n} (log10)", info=LAMBDA_INFO[n], elem_id=f"lambda_{n}")
-                    for n in LAMBDA_NAMES
-                ]
+                sliders, readouts = {}, {}
+                for n in LAMBDA_NAMES:
+                    with gr.Row(equal_height=True):
+                        sliders[n] = gr.Slider(math.log10(ranges[n][0]), math.log10(ranges[n][1]), value=math.log10(defaults[n]),
+                                               step=0.01, label=f"λ {n} (log scale)", scale=4,
+                                               info=f"{LAMBDA_INFO[n]} ({ranges[n][0]:g} – {ranges[n][1]:g})",
+                                               elem_id=f"lambda_{n}", elem_classes="lambda-slider")
+                        readouts[n] = gr.Number(defaults[n], label=f"λ {n}", interactive=False, scale=1, min_width=90,
+                                                elem_id=f"lambda_{n}_value")
+                    sliders[n].change(None, sliders[n], readouts[n], js="(v) => Number((10 ** v).toPrecision(3))",
+                                      api_visibility="private")
             with gr.Column():
                 strength = gr.Slider(0, 1, value=1.0, step=0.05, label="Style strength", info="0 gives the photo back", elem_id="strength")
                 preserve = gr.Checkbox(label="Preserve colour (luminance-only transfer)", value=False)
-                resolution = gr.Dropdown(RESOLUTIONS, value=512, label="Output resolution (long side, px)")
-                refine = gr.Slider(0, 50, value=0, step=1, label="Refine steps", info="optimise the image with exactly these λ (slow on CPU)")
+                resolution = gr.Dropdown(RESOLUTIONS, value=DEFAULT_RESOLUTION, label="Output resolution (long side, px)")
                 with gr.Row():
                     run = gr.Button("Stylize", variant="primary", elem_id="run")
                     reset = gr.Button("Reset sliders")
-                info = gr.Markdown(elem_id="info")
+                refine_count = gr.Slider(1, MAX_REFINE_STEPS, value=10, step=1, label="Refine steps",
+                                         info=f"optimise the picture with exactly these λ{cpu_note}", elem_id="refine_steps")
+                with gr.Row():
+                    refine_button = gr.Button("Refine", elem_id="refine")
+                    stop = gr.Button("Stop", variant="stop", elem_id="stop")
+                info = gr.Markdown(label="summary", elem_id="info")
                 download = gr.DownloadButton("Download full-resolution PNG", elem_id="download")
-        gr.Examples(
-            examples=[[str(c), str(s)] for c, s in zip(sorted((EXAMPLES / "content").glob("*.jpg")), sorted((EXAMPLES / "style").glob("*.jpg")))],
-            inputs=[content, style], label="Examples (public domain / CC0, see examples/SOURCES.md)",
-        )
+        pairs = zip(sorted((EXAMPLES / "content").glob("*.jpg")), sorted((EXAMPLES / "style").glob("*.jpg")))
+        gr.Examples(examples=[[str(c), str(s)] for c, s in pairs], inputs=[content, style], outputs=[output, download, info],
+                    fn=lambda c, s: stylize(c, s, **{f"lambda_{n}": v for n, v in defaults.items()}),
+                    cache_examples=True, cache_mode="lazy", label="Examples (public domain / CC0, see examples/SOURCES.md)")
         gr.Examples(examples=[[str(s)] for s in sorted((EXAMPLES / "style").glob("*.jpg"))], inputs=[style], label="Example styles")
 
-        controls = [content, style, *sliders, strength, preserve, resolution, refine]
+        settings = {"content": content, "style": style, "strength": strength, "preserve_color": preserve, "resolution": resolution}
         outputs = [output, download, info]
-        # Encodings are cached by the pipeline, so a slider release re-runs only fusion + decoder.
-        gr.on([run.click, *(s.release for s in sliders), strength.release, preserve.input, resolution.input],
-              stylize_images, inputs=controls, outputs=outputs, api_name="stylize", concurrency_limit=1)
-        reset.click(lambda: [s.value for s in sliders] + [1.0], outputs=[*sliders, strength], api_name=False)
+
+        slider_inputs = {f"log_{n}": s for n, s in sliders.items()}
+        # Encodings are cached, so a slider release re-runs only fusion + decoder; the last release while a render
+        # runs is the one rendered next (always_last), so the picture always ends up matching the sliders.
+        gr.on([run.click, *(s.release for s in sliders.values()), strength.release, preserve.input, resolution.input],
+              stylize_page, inputs_kwargs={**settings, **slider_inputs}, outputs=outputs, api_visibility="private",
+              trigger_mode="always_last", show_progress="minimal", concurrency_id="render", concurrency_limit=1)
+        refining = refine_button.click(refine_page, inputs_kwargs={**settings, **slider_inputs, "steps": refine_count}, outputs=outputs,
+                                       api_visibility="private", show_progress="minimal", concurrency_id="refine", concurrency_limit=1)
+        stop.click(None, cancels=[refining], api_visibility="private")
+        reset.click(lambda: [s.value for s in sliders.values()] + [1.0], outputs=[*sliders.values(), strength], api_visibility="private")
+
+        # The API: the same handlers with λ itself as named parameters (view_api lists them with their defaults).
+        with gr.Row(visible=False):
+            api_lambdas = {f"lambda_{n}": gr.Number(defaults[n], label=f"lambda_{n}", minimum=ranges[n][0], maximum=ranges[n][1])
+                           for n in LAMBDA_NAMES}
+            api_steps = gr.Number(10, label="steps", minimum=0, maximum=MAX_REFINE_STEPS, precision=0)
+            api_stylize, api_refine = gr.Button(), gr.Button()
+        api_stylize.click(stylize, inputs_kwargs={**settings, **api_lambdas}, outputs=outputs, api_name="stylize",
+                          concurrency_id="render", concurrency_limit=1)
+        api_refine.click(refine_steps, inputs_kwargs={**settings, **api_lambdas, "steps": api_steps}, outputs=outputs,
+                         api_name="refine", concurrency_id="refine", concurrency_limit=1)
+    demo.queue(max_size=64, default_concurrency_limit=1)
     return demo
 
 
-def main() -> None:
-    try:
-        stylizer = Stylizer.from_pretrained(os.environ.get("STYLIZE_MODEL") or None)
-    except CheckpointError as err:
-        raise SystemExit(f"error: {err}") from None
-    demo = build_demo(stylizer)
-    demo.queue(max_size=64, default_concurrency_limit=1)
-    demo.launch(server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"), show_error=True)
-
+demo = build_demo()  # module level: Spaces and `gradio app.py` (reload mode) look for `demo`
 
 if __name__ == "__main__":
-    main()
+    demo.launch(server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"), show_error=True, max_file_size=MAX_UPLOAD,
+                css=CSS)

@@ -1,5 +1,14 @@
-"""Shared by the benchmarks: the held-out set, the Gatys reference, the peer package, image metrics."""
+"""Shared by the benchmarks (and the app's tests): the held-out set, the Gatys reference, the peer package, image
+metrics, the app served on a loopback port."""
+import os
+import socket
 import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -161,3 +170,35 @@ def spearman(x: list[float], y: list[float]) -> float:
 
 
 __all__ = ["held_out", "held_out_names", "validation_images", "encoded_pairs", "score", "DATA", "REPO", "gatys", "Peer", "Metrics", "load", "contact_sheet", "diagonal_pairs", "spearman", "to_tensor", "to_pil", "RESULTS"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def serve_app(log_path: Path | None = None, start_timeout_s: float = 180, **env: str) -> Iterator[tuple[str, subprocess.Popen]]:
+    """app.py on a free loopback port with `env` added: yields (url, process) once it answers, stops it afterwards."""
+    port = free_port()
+    env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False", **env}
+    log = open(log_path, "w") if log_path else subprocess.DEVNULL
+    server = subprocess.Popen([sys.executable, "app.py"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.time() + start_timeout_s
+        while True:
+            try:
+                urllib.request.urlopen(url, timeout=2)
+                break
+            except OSError:
+                if server.poll() is not None or time.time() > deadline:
+                    raise RuntimeError(f"app.py did not start (exit code {server.poll()}); see {log_path}") from None
+                time.sleep(1)
+        yield url, server
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        if log_path:
+            log.close()

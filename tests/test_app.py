@@ -1,15 +1,16 @@
 """The Gradio app, launched for real on 127.0.0.1: API round trips with gradio_client, then a real browser."""
+import json
 import os
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
+
+from common import serve_app
 
 from .conftest import REPO
 
@@ -17,70 +18,132 @@ CONTENT = REPO / "examples" / "content" / "deb-skimage-chelsea.jpg"  # 451 x 300
 STYLE = REPO / "examples" / "style" / "deb-gcompris-hokusai_the_great_wave_off_kanagawa.jpg"
 ARTIFACTS = REPO / "tests" / "artifacts"
 CHROMIUM = "/usr/bin/chromium"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+DEFAULTS = json.loads((REPO / "weights" / "config.json").read_text())["lambdas"]["defaults"]
 
 
 @pytest.fixture(scope="module")
-def app_url():
-    port = free_port()
-    env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False"}
-    log = open(Path(os.environ.get("TMPDIR", "/tmp")) / f"stylize-app-{port}.log", "w")
-    proc = subprocess.Popen([sys.executable, "app.py"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.time() + 180
-    while time.time() < deadline:
-        try:
-            urllib.request.urlopen(url, timeout=2)
-            break
-        except OSError:
-            assert proc.poll() is None, "app exited during start-up"
-            time.sleep(1)
-    else:
-        proc.kill()
-        pytest.fail("app did not start within 180 s")
-    yield url
-    proc.terminate()
-    proc.wait(timeout=20)
-    log.close()
+def app_url(tmp_path_factory):
+    cache = tmp_path_factory.mktemp("gradio-cache")
+    with serve_app(Path(os.environ.get("TMPDIR", "/tmp")) / "stylize-app-test.log", GRADIO_TEMP_DIR=str(cache)) as (url, _):
+        yield url
 
 
-def call(client, content, style, log_style=None, resolution=256):
-    from gradio_client import handle_file
-
-    log_lambdas = [0.0, 0.477, -1.0, -1.0, -0.3]
-    if log_style is not None:
-        log_lambdas[1] = log_style
-    return client.predict(handle_file(str(content)), handle_file(str(style)), *log_lambdas, 1.0, False, resolution, 0, api_name="/stylize")
-
-
-def test_client_roundtrip_lambda_and_bad_file(app_url, tmp_path):
+@pytest.fixture(scope="module")
+def client(app_url):
     from gradio_client import Client
 
-    client = Client(app_url, verbose=False)
-    image_path, download_path, info = call(client, CONTENT, STYLE)
-    with Image.open(image_path) as image, Image.open(download_path) as full:
-        assert image.size == (256, 170) and full.size == (256, 170)
-        first = np.asarray(image.convert("RGB"), dtype=float)
-    assert "256×170" in info and "cpu" in info
-    other_path, _, _ = call(client, CONTENT, STYLE, log_style=1.4)
-    with Image.open(other_path) as other:
-        assert np.abs(np.asarray(other.convert("RGB"), dtype=float) - first).mean() > 0.5
+    return Client(app_url, verbose=False)
+
+
+def stylize(client, content=CONTENT, style=STYLE, resolution=256, **lambdas):
+    from gradio_client import handle_file
+
+    return client.predict(content=handle_file(str(content)), style=handle_file(str(style)), resolution=resolution,
+                          **lambdas, api_name="/stylize")
+
+
+def pixels(path) -> np.ndarray:
+    with Image.open(path) as image:
+        return np.asarray(image.convert("RGB"), dtype=float)
+
+
+def test_api_names_every_parameter_and_takes_lambda_itself(client):
+    api = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
+    assert set(api) == {"/stylize", "/refine"}
+    for endpoint in api.values():
+        names = [p["parameter_name"] for p in endpoint["parameters"]]
+        assert not any(n.startswith("param_") for n in names)
+        defaults = {p["parameter_name"]: p["parameter_default"] for p in endpoint["parameters"]}
+        assert {n: defaults[f"lambda_{n}"] for n in DEFAULTS} == DEFAULTS  # λ, not log10 λ
+    assert [p["parameter_name"] for p in api["/refine"]["parameters"]][-1] == "steps"
+
+
+def test_client_roundtrip_lambda_and_bad_file(client, tmp_path):
+    (before, after), download, info = stylize(client)
+    assert download == after  # the download and the view share one stored file
+    assert pixels(before).shape == pixels(after).shape == (170, 256, 3)
+    assert "256×170" in info and "cpu" in info and f"style {DEFAULTS['style']:.3g}" in info
+    (_, other), _, other_info = stylize(client, lambda_style=25.0)
+    assert "style 25" in other_info
+    assert np.abs(pixels(other) - pixels(after)).mean() > 0.5
 
     bad = tmp_path / "broken.jpg"
     bad.write_bytes(b"\xff\xd8\xff\xe0 this is not a jpeg")
     with pytest.raises(Exception, match="content: .*(not an image|broken)"):
-        call(client, bad, STYLE)
-    again, _, _ = call(client, CONTENT, STYLE)  # the server keeps serving
-    with Image.open(again) as image:
-        assert image.size == (256, 170)
+        stylize(client, content=bad)
+    (_, again), _, _ = stylize(client)  # the server keeps serving
+    assert pixels(again).shape == (170, 256, 3)
 
 
-def test_real_browser_upload_run_and_slider(app_url):
+def test_a_render_does_not_wait_for_another_visitors_refine_and_stop_ends_it(client):
+    from gradio_client import handle_file
+
+    refining = client.submit(content=handle_file(str(CONTENT)), style=handle_file(str(STYLE)), resolution=512, steps=50,
+                             api_name="/refine")
+    deadline = time.time() + 60
+    while not refining.outputs() and time.time() < deadline:  # the one-pass picture: refine steps are under way now
+        time.sleep(0.2)
+    assert refining.outputs(), "refine showed no picture within 60 s"
+    started = time.perf_counter()
+    (_, after), _, _ = stylize(client, lambda_style=20.0)
+    waited = time.perf_counter() - started
+    assert waited < 10, f"a 256 px render waited {waited:.1f} s behind a refine"
+    assert not refining.done()
+
+    refining.cancel()  # what the page's Stop button sends
+    started = time.perf_counter()
+    second = client.submit(content=handle_file(str(CONTENT)), style=handle_file(str(STYLE)), resolution=256, steps=1,
+                           api_name="/refine")
+    *_, info = second.result(timeout=60)
+    # the refine queue holds one at a time: this one ran because the stopped one let go (its CPU limit is 40 s)
+    assert time.perf_counter() - started < 20 and "refined 1 of 1 steps" in info
+
+
+def test_app_module_settings_and_zero_gpu_durations(tmp_path):
+    """`spaces` is imported before torch; each GPU function gets a duration that grows with the work."""
+    fake = tmp_path / "fake" / "spaces"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text(
+        "import sys\nTORCH_BEFORE = 'torch' in sys.modules\nDECORATED = {}\n"
+        "def GPU(task=None, *, duration=None):\n"
+        "    def wrap(fn):\n        DECORATED[fn.__name__] = duration\n        return fn\n    return wrap\n")
+    probe = """
+import json, spaces, app
+render, refine = spaces.DECORATED['render'], spaces.DECORATED['refine']
+print(json.dumps({"torch_before": spaces.TORCH_BEFORE, "delete_cache": list(app.demo.delete_cache),
+                  "render": [render(None, None, {}, 1.0, False, side) for side in (512, 2048)],
+                  "refine": [refine(None, None, {}, 1.0, False, side, steps) for side, steps in ((512, 10), (2048, 10), (2048, 50))]}))
+"""
+    done = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(tmp_path / "fake")})
+    assert done.returncode == 0, done.stderr[-2000:]
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    assert found["torch_before"] is False
+    assert found["delete_cache"] == [600, 3600]
+    assert found["render"][0] <= found["render"][1] < found["refine"][1] < found["refine"][2] <= 120
+    assert found["refine"][0] < found["refine"][1]
+
+
+def test_the_apps_own_result_files_are_removed_once_old(monkeypatch, tmp_path):
+    from PIL import Image as PILImage
+
+    sys.path.insert(0, str(REPO))  # app.py is a script at the checkout's root, not part of the package
+    try:
+        import app
+    finally:
+        sys.path.remove(str(REPO))
+    results = app.ResultFiles()
+    image = PILImage.new("RGB", (64, 48), "red")
+    for _ in range(3):
+        results.pair(str(CONTENT), image)
+    for path in results.folder.iterdir():
+        os.utime(path, (time.time() - app.RESULT_MAX_AGE_S - 1,) * 2)
+    (before, after), _ = results.pair(str(CONTENT), image)
+    assert sorted(p.name for p in results.folder.iterdir()) == sorted([Path(before).name, Path(after).name])
+    assert Image.open(before).size == (64, 48)
+
+
+def test_real_browser_upload_run_sliders_in_lambda_and_the_last_release_wins(app_url):
     from playwright.sync_api import sync_playwright
 
     if not Path(CHROMIUM).exists():
@@ -92,28 +155,31 @@ def test_real_browser_upload_run_and_slider(app_url):
         browser = p.chromium.launch(executable_path=CHROMIUM, args=[
             "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
             "--disable-sync", "--no-first-run"])
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page = browser.new_page(viewport={"width": 1400, "height": 1100})
         page.goto(app_url)
         page.locator("#content input[type=file]").set_input_files(str(CONTENT))
         page.locator("#style input[type=file]").set_input_files(str(STYLE))
         page.locator("#run").click()
-        output = page.locator("#output img")
-        output.wait_for(state="visible", timeout=120_000)
-        first_src = output.get_attribute("src")
-        assert first_src
-        page.wait_for_function("document.querySelector('#info').innerText.includes('×')", timeout=60_000)
+        page.wait_for_function("document.querySelector('#info').innerText.includes('451×300')", timeout=120_000)
+        assert page.locator("#output img").count() == 2  # before and after
+        readout = page.locator("#lambda_style_value input")
+        assert float(readout.input_value()) == pytest.approx(DEFAULTS["style"], rel=0.01)
 
-        # drag the style slider like a person would: press, move, release
+        # drag the style slider like a person would, three times in quick succession: releases during a render are
+        # not dropped, the last one is rendered (always_last), so the picture ends up matching the slider
         slider = page.locator("#lambda_style input[type=range]")
         box = slider.bounding_box()
         y = box["y"] + box["height"] / 2
-        page.mouse.move(box["x"] + box["width"] * 0.6, y)
-        page.mouse.down()
-        page.mouse.move(box["x"] + box["width"] * 0.95, y, steps=5)
-        page.mouse.up()
-        page.wait_for_function(
-            "src => { const img = document.querySelector('#output img'); return img && img.src && img.src !== src; }",
-            arg=first_src, timeout=120_000)
-        assert float(slider.input_value()) > 1.0
+        for start, end in ((0.6, 0.3), (0.3, 0.5), (0.5, 0.2)):
+            page.mouse.move(box["x"] + box["width"] * start, y)
+            page.mouse.down()
+            page.mouse.move(box["x"] + box["width"] * end, y, steps=4)
+            page.mouse.up()
+        last = float(readout.input_value())
+        assert last == pytest.approx(10 ** float(slider.input_value()), rel=0.01) and last < DEFAULTS["style"]
+        page.wait_for_function("v => document.querySelector('#info').innerText.includes('style ' + v + ',')",
+                               arg=f"{last:.3g}", timeout=120_000)
+        page.wait_for_timeout(3000)  # nothing else is still queued to overwrite it
+        assert f"style {last:.3g}," in page.locator("#info").inner_text()
         page.screenshot(path=str(ARTIFACTS / "app.png"), full_page=True)
         browser.close()
