@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import gradio as gr
+from gradio.utils import get_upload_folder
 
 from stylize.checkpoint import CheckpointError
 from stylize.generator import LAMBDA_NAMES
@@ -40,7 +41,6 @@ MAX_REFINE_STEPS = 50
 CPU_REFINE_SECONDS = 40
 CPU_REFINE_MAX_SIDE = 512
 PREVIEW_EVERY_S = 1.0  # refine shows its picture at most this often (each preview is a PNG written and copied)
-RESULT_MAX_AGE_S = 120  # the app's own copies: Gradio has copied a result into its cache long before this
 GRADIO_CACHE = (600, 3600)  # delete_cache: every 10 minutes, remove what Gradio cached more than an hour ago
 # The λ sliders move log10 λ: their own number box and log-valued ends are hidden; the box beside each shows λ.
 CSS = ".lambda-slider input[type=number], .lambda-slider .min_value, .lambda-slider .max_value { display: none; }"
@@ -82,29 +82,31 @@ class RendersFirst:
 
 
 class ResultFiles:
-    """The app's own copies of results: Gradio copies what a handler returns into its cache, so these are needed only
-    for moments; each new one removes those older than RESULT_MAX_AGE_S."""
+    """Results are written straight into Gradio's cache: the page and the download serve them from there without a
+    copy, and delete_cache removes them. Files Gradio never took over (a request cancelled meanwhile) go at the same age."""
 
     def __init__(self):
-        self.folder = Path(tempfile.mkdtemp(prefix="stylize-app-"))
+        cache = Path(get_upload_folder())
+        cache.mkdir(parents=True, exist_ok=True)
+        self.folder = Path(tempfile.mkdtemp(prefix="stylize-", dir=cache))
+        self.photos: dict[tuple[str, tuple[int, int]], Path] = {}  # a slider move shows the same "before"
 
     def prune(self) -> None:
-        cutoff = time.time() - RESULT_MAX_AGE_S
+        cutoff = time.time() - GRADIO_CACHE[1]
         for path in self.folder.iterdir():
             if path.stat().st_mtime < cutoff:
                 path.unlink(missing_ok=True)
 
-    def save(self, image, name: str, **options) -> str:
-        self.prune()
-        path = self.folder / f"{name}-{time.time_ns()}.{'png' if name == 'stylised' else 'jpg'}"
-        image.save(path, **options)
-        return str(path)
-
     def pair(self, content, result) -> tuple[tuple[str, str], str]:
         """((before, after), after) for the before/after view and the download: the photo at the result's size."""
-        before = fit_size(load_image(content, "content"), max(result.size))
-        after = self.save(result, "stylised", compress_level=1)  # fast PNG: the full-resolution download
-        return (self.save(before.resize(result.size), "photo", quality=90), after), after
+        self.prune()
+        after = self.folder / f"stylised-{time.time_ns()}.png"
+        result.save(after, compress_level=1)  # fast PNG: the full-resolution download
+        key = (str(content), result.size)
+        if not self.photos.get(key, Path()).is_file():
+            self.photos[key] = self.folder / f"photo-{time.time_ns()}.jpg"
+            fit_size(load_image(content, "content"), max(result.size)).resize(result.size).save(self.photos[key], quality=90)
+        return (str(self.photos[key]), str(after)), str(after)
 
 
 def load_stylizer() -> Stylizer:

@@ -124,7 +124,7 @@ print(json.dumps({"torch_before": spaces.TORCH_BEFORE, "delete_cache": list(app.
     assert found["refine"][0] < found["refine"][1]
 
 
-def test_the_apps_own_result_files_are_removed_once_old(monkeypatch, tmp_path):
+def test_results_are_stored_once_in_gradios_cache_and_removed_once_old(monkeypatch, tmp_path):
     from PIL import Image as PILImage
 
     sys.path.insert(0, str(REPO))  # app.py is a script at the checkout's root, not part of the package
@@ -132,13 +132,17 @@ def test_the_apps_own_result_files_are_removed_once_old(monkeypatch, tmp_path):
         import app
     finally:
         sys.path.remove(str(REPO))
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
     results = app.ResultFiles()
+    assert results.folder.parent == tmp_path / "gradio"  # in Gradio's cache: served without a copy, under delete_cache
     image = PILImage.new("RGB", (64, 48), "red")
     for _ in range(3):
         results.pair(str(CONTENT), image)
+    assert len(list(results.folder.iterdir())) == 4  # three results, one "before" shared by them
     for path in results.folder.iterdir():
-        os.utime(path, (time.time() - app.RESULT_MAX_AGE_S - 1,) * 2)
-    (before, after), _ = results.pair(str(CONTENT), image)
+        os.utime(path, (time.time() - app.GRADIO_CACHE[1] - 1,) * 2)
+    (before, after), download = results.pair(str(CONTENT), image)
+    assert download == after
     assert sorted(p.name for p in results.folder.iterdir()) == sorted([Path(before).name, Path(after).name])
     assert Image.open(before).size == (64, 48)
 
