@@ -1,4 +1,5 @@
 """The Gradio app, launched for real on 127.0.0.1: API round trips with gradio_client, then a real browser."""
+import importlib.util
 import json
 import os
 import subprocess
@@ -75,6 +76,15 @@ def test_client_roundtrip_lambda_and_bad_file(client, tmp_path):
     assert pixels(again).shape == (170, 256, 3)
 
 
+def test_uploads_over_the_size_limit_are_refused_and_the_server_goes_on(client, tmp_path):
+    big = tmp_path / "big.png"
+    big.write_bytes(b"\x89PNG\r\n\x1a\n" + os.urandom(33 * 2**20))  # 33 MiB: over the app's 32 MB
+    with pytest.raises(Exception, match="(?i)size|large|413"):
+        stylize(client, content=big)
+    (_, after), _, _ = stylize(client)
+    assert pixels(after).shape == (170, 256, 3)
+
+
 def test_a_render_does_not_wait_for_another_visitors_refine_and_stop_ends_it(client):
     from gradio_client import handle_file
 
@@ -127,11 +137,9 @@ print(json.dumps({"torch_before": spaces.TORCH_BEFORE, "delete_cache": list(app.
 def test_results_are_stored_once_in_gradios_cache_and_removed_once_old(monkeypatch, tmp_path):
     from PIL import Image as PILImage
 
-    sys.path.insert(0, str(REPO))  # app.py is a script at the checkout's root, not part of the package
-    try:
-        import app
-    finally:
-        sys.path.remove(str(REPO))
+    spec = importlib.util.spec_from_file_location("app", REPO / "app.py")  # a script at the checkout's root
+    app = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(app)
     monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
     results = app.ResultFiles()
     assert results.folder.parent == tmp_path / "gradio"  # in Gradio's cache: served without a copy, under delete_cache
@@ -186,4 +194,8 @@ def test_real_browser_upload_run_sliders_in_lambda_and_the_last_release_wins(app
         page.wait_for_timeout(3000)  # nothing else is still queued to overwrite it
         assert f"style {last:.3g}," in page.locator("#info").inner_text()
         page.screenshot(path=str(ARTIFACTS / "app.png"), full_page=True)
+
+        # an example row fills both images and shows its result (the first pair: a 512 x 331 photo)
+        page.locator("table tbody tr").first.click()
+        page.wait_for_function("document.querySelector('#info').innerText.includes('512×331')", timeout=120_000)
         browser.close()
