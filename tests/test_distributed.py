@@ -7,7 +7,7 @@ import torch
 import train.train as train_mod
 
 from .conftest import REPO
-from .test_app import free_port
+from common import free_port
 from .test_train import args_for, data_dirs, generator_weights  # noqa: F401 - fixture reuse
 
 # The all-reduce sums in another order than one process does; Adam divides by sqrt(v), which turns
