@@ -5,9 +5,9 @@ import sys
 import torch
 
 import train.train as train_mod
+from common import free_port
 
 from .conftest import REPO
-from common import free_port
 from .test_train import args_for, data_dirs, generator_weights  # noqa: F401 - fixture reuse
 
 # The all-reduce sums in another order than one process does; Adam divides by sqrt(v), which turns
