@@ -1,4 +1,5 @@
 """The inference folder: config.json + generator/discriminator/VGG safetensors, written atomically."""
+import hashlib
 import inspect
 import json
 import math
@@ -14,11 +15,14 @@ from safetensors.torch import load_file, save_file
 from .discriminator import MultiScaleDiscriminator
 from .encoder import VGGEncoder
 from .generator import LAMBDA_NAMES, Generator
+from .student import Student
 
 CONFIG_FILE = "config.json"
 GENERATOR_FILE = "generator.safetensors"
 DISCRIMINATOR_FILE = "discriminator.safetensors"
 VGG_FILE = "vgg16_imagenet.safetensors"
+STUDENT_DIR = "fast"  # the fast student's folder inside its teacher's model folder
+STUDENT_FILE = "student.safetensors"
 # Installed: stylize/weights (pyproject maps the checkout's weights/ there); in a checkout or an editable install: weights/
 _INSTALLED_WEIGHTS = Path(__file__).resolve().parent / "weights"
 EMBEDDED_DIR = _INSTALLED_WEIGHTS if _INSTALLED_WEIGHTS.is_dir() else Path(__file__).resolve().parents[1] / "weights"
@@ -155,3 +159,34 @@ def load_discriminator(folder: Path, config: dict) -> MultiScaleDiscriminator | 
     except RuntimeError as err:
         raise CheckpointError(f"discriminator weights do not match ({err}): {path}") from None
     return discriminator.eval()
+
+
+def save_student_folder(folder: Path, student: Student, teacher_sha256: str, training: dict) -> None:
+    """student.safetensors + config.json (architecture, the teacher's generator hash, training summary); λ names, ranges
+    and defaults are the teacher's, read from its config.json beside it."""
+    folder = Path(folder)
+    _save_half(student.state_dict(), folder / STUDENT_FILE)
+    config = {"format": "stylize-student", "student": student.config, "teacher_generator_sha256": teacher_sha256, "training": training}
+    atomic_write(folder / CONFIG_FILE, lambda tmp: tmp.write_text(json.dumps(config, indent=2) + "\n"))
+
+
+def load_student(folder: Path) -> tuple[Student, dict]:
+    """The student in `folder` (a model folder's fast/) and its config; CheckpointError if missing or broken."""
+    folder = Path(folder)
+    path = folder / CONFIG_FILE
+    if not path.is_file():
+        raise CheckpointError(f"no fast student: {path} not found")
+    try:
+        config = json.loads(path.read_text())
+        student = Student(**config["student"])
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError) as err:
+        raise CheckpointError(f"student config unusable ({err.__class__.__name__}: {err}): {path}") from None
+    try:
+        student.load_state_dict(_load_tensors(folder / STUDENT_FILE))
+    except RuntimeError as err:
+        raise CheckpointError(f"student weights do not match ({str(err).splitlines()[0]}): {folder / STUDENT_FILE}") from None
+    return student.eval(), config
+
+
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()

@@ -12,12 +12,15 @@ from huggingface_hub.errors import (
 from huggingface_hub.utils import validate_repo_id
 
 from . import SOURCE_URL, __version__
-from .checkpoint import CONFIG_FILE, DISCRIMINATOR_FILE, EMBEDDED_DIR, GENERATOR_FILE, VGG_FILE, CheckpointError
+from .checkpoint import (
+    CONFIG_FILE, DISCRIMINATOR_FILE, EMBEDDED_DIR, GENERATOR_FILE, STUDENT_DIR, STUDENT_FILE, VGG_FILE, CheckpointError,
+)
 
 log = logging.getLogger("stylize.hub")
 
 # What a model repo holds for inference: a download skips everything else (sample grids, resume state, logs).
-MODEL_FILES = [CONFIG_FILE, GENERATOR_FILE, DISCRIMINATOR_FILE, VGG_FILE, "README.md"]
+MODEL_FILES = [CONFIG_FILE, GENERATOR_FILE, DISCRIMINATOR_FILE, VGG_FILE, "README.md",
+               f"{STUDENT_DIR}/{CONFIG_FILE}", f"{STUDENT_DIR}/{STUDENT_FILE}"]
 
 
 def resolve_model_folder(path_or_repo_id: str | Path | None = None, *, revision: str | None = None, token: str | bool | None = None,

@@ -18,16 +18,20 @@ import torch
 from PIL import Image
 
 from . import losses
-from .checkpoint import CheckpointError, load_discriminator, load_model_folder
+from .checkpoint import (
+    GENERATOR_FILE, STUDENT_DIR, CheckpointError, file_sha256, load_discriminator, load_model_folder, load_student,
+)
 from .discriminator import MultiScaleDiscriminator, style_code
 from .functional import rgb_to_yuv, yuv_to_rgb
-from .generator import LAMBDA_NAMES, ContentEncoding, Generator, StyleEncoding
+from .generator import LAMBDA_NAMES, Generator, StyleEncoding
 from .hub import resolve_model_folder
 from .images import MIN_SIDE, fit_size, load_image, to_pil, to_tensor
+from .student import Student
 
 # Encodings kept for slider moves, content and style together, bounded by the bytes their tensors hold: a content
 # encoding holds ~80 bytes per pixel in fp32 (338 MB at 1024x683, 1.36 GB at 2048 px), so a count would not bound memory.
 CACHE_BYTES = 2 * 1024**3
+VARIANTS = ("quality", "fast")  # the VGG generator (the teacher); its distilled student, for CPUs
 MAX_SIDE = 2048  # largest output side: 2048 px peaks at ~4.6 GB on the CPU; larger requests are clamped with a warning
 
 
@@ -95,12 +99,15 @@ class EncodingCache:
 class Stylizer:
     def __init__(self, generator: Generator, config: dict, discriminator: MultiScaleDiscriminator | None = None,
                  device: str | torch.device | None = "auto", dtype: torch.dtype | None = None,
-                 cache_bytes: int = CACHE_BYTES, model_folder: Path | None = None):
-        """`model_folder`: where a critic not passed in is loaded from, on first use (refine, the λ_adv sweep)."""
+                 cache_bytes: int = CACHE_BYTES, model_folder: Path | None = None, student: Student | None = None,
+                 variant: str = "quality"):
+        """`model_folder`: where a critic not passed in is loaded from, on first use (refine, the λ_adv sweep).
+        `student`: the fast variant (train/distill.py), rendering with the generator's λ; refine always uses the generator."""
         self.device = pick_device(device)
         # Half precision on accelerators; fp32 on the CPU, where half is slower and less exact.
         self.dtype = dtype or (torch.float16 if self.device.type in ("cuda", "mps") else torch.float32)
         self.generator = generator.eval().to(self.device, self.dtype, memory_format=torch.channels_last)
+        self.student = student.eval().to(self.device, self.dtype, memory_format=torch.channels_last) if student else None
         self._discriminator = discriminator.eval().to(self.device) if discriminator is not None else None
         self._critic_folder = None if discriminator is not None else model_folder
         self.config = config
@@ -112,20 +119,42 @@ class Stylizer:
         self.cache = EncodingCache(cache_bytes)
         self.encoder_calls = 0  # content + style encodings actually computed (cache misses)
         self._refine_generator: Generator | None = None
+        self.variant = self.checked_variant(variant)
+
+    @property
+    def variants(self) -> tuple[str, ...]:
+        return VARIANTS if self.student is not None else VARIANTS[:1]
+
+    def checked_variant(self, variant: str | None) -> str:
+        variant = variant or self.variant
+        if variant not in self.variants:
+            raise ValueError(f"variant {variant!r} is not available; choose one of: {', '.join(self.variants)}")
+        return variant
+
+    def model(self, variant: str | None = None) -> Generator | Student:
+        return self.student if self.checked_variant(variant) == "fast" else self.generator
 
     @classmethod
-    def from_pretrained(cls, path_or_repo_id: str | Path | None = None, *, revision: str | None = None, token: str | bool | None = None,
-                        cache_dir: str | Path | None = None, local_files_only: bool = False, force_download: bool = False,
-                        device: str | torch.device | None = "auto", dtype: torch.dtype | None = None,
-                        cache_bytes: int = CACHE_BYTES) -> "Stylizer":
+    def from_pretrained(cls, path_or_repo_id: str | Path | None = None, *, variant: str = "quality", revision: str | None = None,
+                        token: str | bool | None = None, cache_dir: str | Path | None = None, local_files_only: bool = False,
+                        force_download: bool = False, device: str | torch.device | None = "auto",
+                        dtype: torch.dtype | None = None, cache_bytes: int = CACHE_BYTES) -> "Stylizer":
         """None: the embedded default; a folder; or a Hub repo id, downloaded (only the model's files) and cached.
 
+        variant: "quality" (the VGG generator), "fast" (its distilled student, where one distilled from this very
+        generator is in the folder; otherwise a warning and the generator) or "auto" (fast on a CPU, else quality).
         revision, token, cache_dir, local_files_only, force_download: as in huggingface_hub.snapshot_download.
         """
+        if variant not in (*VARIANTS, "auto"):
+            raise ValueError(f"variant must be one of {', '.join((*VARIANTS, 'auto'))}, got {variant!r}")
         folder = resolve_model_folder(path_or_repo_id, revision=revision, token=token, cache_dir=cache_dir,
                                       local_files_only=local_files_only, force_download=force_download)
         generator, config = load_model_folder(folder)
-        return cls(generator, config, device=device, dtype=dtype, cache_bytes=cache_bytes, model_folder=folder)
+        if variant == "auto":
+            variant = "fast" if pick_device(device).type == "cpu" and (folder / STUDENT_DIR).is_dir() else "quality"
+        student = matching_student(folder) if variant == "fast" else None
+        return cls(generator, config, device=device, dtype=dtype, cache_bytes=cache_bytes, model_folder=folder,
+                   student=student, variant="fast" if student is not None else "quality")
 
     @property
     def discriminator(self) -> MultiScaleDiscriminator | None:
@@ -179,34 +208,38 @@ class Stylizer:
         return to_tensor(image).to(self.device, self.dtype).contiguous(memory_format=torch.channels_last)
 
     @torch.no_grad()
-    def encode_content(self, image: Image.Image) -> ContentEncoding:
-        return self._cached(("content", self._key(image)), lambda: self.generator.encode_content(self._tensor(image)))
+    def encode_content(self, image: Image.Image, variant: str | None = None):
+        variant = self.checked_variant(variant)
+        return self._cached(("content", variant, self._key(image)), lambda: self.model(variant).encode_content(self._tensor(image)))
 
     @torch.no_grad()
-    def encode_style(self, image: Image.Image) -> StyleEncoding:
+    def encode_style(self, image: Image.Image, variant: str | None = None):
+        variant = self.checked_variant(variant)
         image = fit_size(image, self.style_max_side)
-        return self._cached(("style", self._key(image)), lambda: self.generator.encode_style(self._tensor(image)))
+        return self._cached(("style", variant, self._key(image)), lambda: self.model(variant).encode_style(self._tensor(image)))
 
     # --- the one forward path ----------------------------------------------------------------
     @torch.no_grad()
-    def stylize_tensor(self, content: ContentEncoding, style: StyleEncoding, lambdas: torch.Tensor, strength: float = 1.0) -> torch.Tensor:
-        return self.generator.decode(content, style, lambdas.to(self.device), strength).float()
+    def stylize_tensor(self, content, style, lambdas: torch.Tensor, strength: float = 1.0, variant: str | None = None) -> torch.Tensor:
+        """content, style: encode_content / encode_style of the same variant."""
+        return self.model(variant).decode(content, style, lambdas.to(self.device), strength).float()
 
     def __call__(self, content, style, lambdas: dict[str, float] | None = None, strength: float = 1.0,
-                 preserve_color: bool = False, max_side: int = 1024, refine_steps: int = 0, seed: int | None = None) -> Image.Image:
+                 preserve_color: bool = False, max_side: int = 1024, refine_steps: int = 0, seed: int | None = None,
+                 variant: str | None = None) -> Image.Image:
         """content, style: path, bytes, PIL or array. Returns an RGB PIL image of the (max_side-scaled) content's size.
 
         Images under 64 px on the short side are upscaled to 64 (VGG needs that much); max_side is at most MAX_SIDE
         (larger values are clamped with a warning); bad input raises stylize.images.ImageInputError, bad numbers
-        ValueError.
+        ValueError. variant: "quality" or "fast" (default: the one from_pretrained chose).
         """
-        for image in self.stylize_steps(content, style, lambdas, strength, preserve_color, max_side, refine_steps, seed):
+        for image in self.stylize_steps(content, style, lambdas, strength, preserve_color, max_side, refine_steps, seed, variant):
             pass
         return image
 
     def stylize_steps(self, content, style, lambdas: dict[str, float] | None = None, strength: float = 1.0,
                       preserve_color: bool = False, max_side: int = 1024, refine_steps: int = 0,
-                      seed: int | None = None) -> Iterator[Image.Image]:
+                      seed: int | None = None, variant: str | None = None) -> Iterator[Image.Image]:
         """What __call__ computes, one picture at a time: the one-pass result, then the image after each refine step.
         A caller may stop early (a time budget, a Stop button) and keep the last picture it got."""
         if not 0.0 <= strength <= 1.0:  # NaN fails this too
@@ -214,6 +247,7 @@ class Stylizer:
         if not _is_whole_number(refine_steps, 0):
             raise ValueError(f"refine steps must be a whole number >= 0, got {refine_steps!r}")
         max_side = checked_max_side(max_side)
+        variant = self.checked_variant(variant)
         content_image = fit_size(load_image(content, "content"), max_side)
         style_image = fit_size(load_image(style, "style"), self.style_max_side)  # once; encode_style's fit is then a no-op
         lambda_tensor = self.resolve_lambdas(lambdas)
@@ -222,8 +256,8 @@ class Stylizer:
         def finish(out: torch.Tensor) -> Image.Image:
             return to_pil(keep_luminance_only(out, content_tensor.to(out.device)) if preserve_color else out)
 
-        content_enc, style_enc = self.encode_content(content_image), self.encode_style(style_image)
-        out = self.stylize_tensor(content_enc, style_enc, lambda_tensor, strength)
+        content_enc, style_enc = self.encode_content(content_image, variant), self.encode_style(style_image, variant)
+        out = self.stylize_tensor(content_enc, style_enc, lambda_tensor, strength, variant)
         yield finish(out)
         if refine_steps > 0:
             for out in self.refine(out, content_image, style_image, lambda_tensor, refine_steps, seed):
@@ -298,6 +332,20 @@ class Stylizer:
         if self._refine_generator is None:
             self._refine_generator = copy.deepcopy(self.generator).float()
         return self._refine_generator
+
+
+def matching_student(folder: Path) -> Student | None:
+    """The folder's fast student if it was distilled from the generator beside it; otherwise a warning and None."""
+    try:
+        student, config = load_student(Path(folder) / STUDENT_DIR)
+    except CheckpointError as err:
+        warnings.warn(f"{err}; using the quality generator", stacklevel=3)
+        return None
+    if config.get("teacher_generator_sha256") != file_sha256(Path(folder) / GENERATOR_FILE):
+        warnings.warn(f"the fast student in {Path(folder) / STUDENT_DIR} was distilled from another generator than the one "
+                      "beside it (re-run train/distill.py); using the quality generator", stacklevel=3)
+        return None
+    return student
 
 
 def _is_whole_number(value, minimum: int) -> bool:

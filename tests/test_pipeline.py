@@ -244,7 +244,8 @@ def test_hub_arguments_reach_snapshot_download_and_only_model_files_are_asked_fo
         "repo_id": "someone/model", "revision": "v2", "token": "hf_x", "cache_dir": "/tmp/c", "force_download": True,
         "local_files_only": False}
     assert sorted(seen["allow_patterns"]) == sorted(
-        ["config.json", "generator.safetensors", "discriminator.safetensors", "vgg16_imagenet.safetensors", "README.md"])
+        ["config.json", "generator.safetensors", "discriminator.safetensors", "vgg16_imagenet.safetensors", "README.md",
+         "fast/config.json", "fast/student.safetensors"])
 
 
 @pytest.mark.parametrize("bad", ["not/a/repo/id", "bad id!", "owner/", "-owner/name", "x" * 200 + "/y"])

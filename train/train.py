@@ -296,10 +296,12 @@ def bank_image(bank: ImageBank, i: int):
     return to_pil(bank.images[i].float() / 255)
 
 
-def load_resume_state(path: Path, device: torch.device) -> dict:
+def load_resume_state(path: Path, device: torch.device,
+                      required: tuple[str, ...] = ("generator", "discriminator", "opt_g", "opt_d", "step", "normalisers")) -> dict:
     try:
         state = torch.load(path, map_location=device, weights_only=True)
-        state["generator"], state["discriminator"], state["opt_g"], state["opt_d"], state["step"], state["normalisers"]
+        for key in required:
+            state[key]
     except Exception as err:  # noqa: BLE001 - a truncated or foreign file fails in the unpickler, zipfile or a lookup
         raise ValueError(f"--resume: {path} is truncated or not a Stylize resume state "
                          f"({err.__class__.__name__}); delete it to start over") from None

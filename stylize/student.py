@@ -1,0 +1,124 @@
+"""The fast student: small content and style encoders and a micro decoder, distilled from the VGG generator
+(train/distill.py), with the generator's interface (encode_content / encode_style / decode, the same five λ and
+strength), so the pipeline caches its encodings the same way. MicroAST's layout: no VGG at inference, separate
+content and style encoders, AdaIN at every level, and a decoder modulated by a global style code.
+"""
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .functional import mean_std, pad_to_multiple
+from .generator import LAMBDA_NAMES, FiLMResBlock, conv3x3
+
+DOWNSAMPLE = 8
+
+
+@dataclass
+class StudentContent:
+    feats: list[torch.Tensor]  # at 1/2, 1/4 and 1/8 of the (padded) image
+    stats: list[tuple[torch.Tensor, torch.Tensor]]
+    size: tuple[int, int]  # the image's own (H, W)
+
+
+@dataclass
+class StudentStyle:
+    stats: list[tuple[torch.Tensor, torch.Tensor]]  # at 1/2, 1/4 and 1/8: mean, std, each (B, C, 1, 1)
+    code: torch.Tensor  # (B, code_dim): the style's global signal for the decoder
+
+
+class TinyEncoder(nn.Module):
+    """3 strided convs to 1/8, one residual block there; returns the 1/2, 1/4 and 1/8 maps."""
+
+    def __init__(self, widths: tuple[int, int, int]):
+        super().__init__()
+        w0, w1, w2 = widths
+        self.to_half = nn.Sequential(nn.Conv2d(3, w0, 3, 2, 1), nn.ReLU())
+        self.to_quarter = nn.Sequential(nn.Conv2d(w0, w1, 3, 2, 1), nn.ReLU())
+        self.to_eighth = nn.Sequential(nn.Conv2d(w1, w2, 3, 2, 1), nn.ReLU())
+        self.block = nn.Sequential(conv3x3(w2, w2), nn.ReLU(), conv3x3(w2, w2))
+
+    def forward(self, image: torch.Tensor) -> list[torch.Tensor]:
+        half = self.to_half(image)
+        quarter = self.to_quarter(half)
+        eighth = self.to_eighth(quarter)
+        return [half, quarter, eighth + self.block(eighth)]
+
+
+class Student(nn.Module):
+    """Keyword arguments are the architecture and are saved to the student's config.json."""
+
+    def __init__(
+        self,
+        *,
+        widths: tuple[int, int, int] = (16, 32, 64),
+        blocks: int = 3,
+        code_dim: int = 64,
+        film_hidden: int = 64,
+        log_lambda_center: tuple[float, ...] = (0.0,) * len(LAMBDA_NAMES),
+        log_lambda_halfwidth: tuple[float, ...] = (1.0,) * len(LAMBDA_NAMES),
+    ):
+        super().__init__()
+        self.config = dict(widths=list(widths), blocks=blocks, code_dim=code_dim, film_hidden=film_hidden,
+                           log_lambda_center=list(log_lambda_center), log_lambda_halfwidth=list(log_lambda_halfwidth))
+        self.register_buffer("log_lambda_center", torch.tensor(log_lambda_center, dtype=torch.float32))
+        self.register_buffer("log_lambda_halfwidth", torch.tensor(log_lambda_halfwidth, dtype=torch.float32))
+        w0, w1, w2 = widths
+        self.content_encoder = TinyEncoder(widths)
+        self.style_encoder = TinyEncoder(widths)
+        self.style_code = nn.Sequential(nn.Linear(2 * (w0 + w1 + w2), code_dim), nn.LeakyReLU(0.2))
+        self.eighth_blocks = nn.ModuleList([FiLMResBlock(w2) for _ in range(blocks)])
+        self.up_to_quarter = conv3x3(w2, w1)
+        self.quarter_skip = nn.Conv2d(w1, w1, 1)
+        self.quarter_block = FiLMResBlock(w1)
+        self.up_to_half = conv3x3(w1, w0)
+        self.half_skip = nn.Conv2d(w0, w0, 1)
+        self.head = conv3x3(w0, 3)
+        self.film_sizes = [2 * b.channels for b in (*self.eighth_blocks, self.quarter_block)]
+        # λ (normalised log), strength and the style code -> every block's FiLM scale and shift
+        self.film_mlp = nn.Sequential(nn.Linear(len(LAMBDA_NAMES) + 1 + code_dim, film_hidden), nn.LeakyReLU(0.2),
+                                      nn.Linear(film_hidden, sum(self.film_sizes)))
+
+    # --- encoding (cacheable) -------------------------------------------------------------
+    def encode_content(self, content: torch.Tensor) -> StudentContent:
+        padded, size = pad_to_multiple(content, DOWNSAMPLE)
+        feats = self.content_encoder(padded)
+        return StudentContent(feats, [mean_std(f) for f in feats], size)
+
+    def encode_style(self, style: torch.Tensor) -> StudentStyle:
+        feats = self.style_encoder(pad_to_multiple(style, DOWNSAMPLE)[0])
+        stats = [mean_std(f) for f in feats]
+        code = self.style_code(torch.cat([t.flatten(1) for pair in stats for t in pair], dim=1))
+        return StudentStyle(stats, code)
+
+    # --- fusion + decoding (one slider move) ----------------------------------------------
+    def decode(self, content: StudentContent, style: StudentStyle, lambdas: torch.Tensor,
+               strength: float | torch.Tensor = 1.0) -> torch.Tensor:
+        half, quarter, eighth = content.feats
+        batch = eighth.shape[0]
+        alpha = torch.as_tensor(strength, dtype=eighth.dtype, device=eighth.device).expand(batch).view(-1, 1, 1, 1)
+        z = (lambdas.float().clamp_min(1e-8).log() - self.log_lambda_center) / self.log_lambda_halfwidth
+        condition = torch.cat([z.to(style.code.dtype), alpha.view(-1, 1), style.code.expand(batch, -1)], dim=1)
+        films = iter((0.1 * self.film_mlp(condition)).split(self.film_sizes, dim=1))
+
+        x = self._adain(eighth, content.stats[2], style.stats[2], alpha)
+        for block in self.eighth_blocks:
+            x = block(x, next(films).to(x.dtype))
+        x = F.relu(self.up_to_quarter(F.interpolate(x, scale_factor=2, mode="nearest")))
+        x = x + self.quarter_skip(self._adain(quarter, content.stats[1], style.stats[1], alpha))
+        x = self.quarter_block(x, next(films).to(x.dtype))
+        x = self.up_to_half(F.interpolate(x, scale_factor=2, mode="nearest"))
+        x = F.relu(x + self.half_skip(self._adain(half, content.stats[0], style.stats[0], alpha)))
+        h, w = content.size
+        return torch.sigmoid(self.head(F.interpolate(x, scale_factor=2, mode="nearest")))[:, :, :h, :w]
+
+    @staticmethod
+    def _adain(feat, content_stats, style_stats, alpha) -> torch.Tensor:
+        """strength * AdaIN(feat) + (1 - strength) * feat, as one multiply-add."""
+        (c_mean, c_std), (s_mean, s_std) = content_stats, style_stats
+        scale = s_std / c_std
+        return torch.addcmul(alpha * (s_mean - c_mean * scale), feat, alpha * scale + (1 - alpha))
+
+    def forward(self, content, style, lambdas, strength: float | torch.Tensor = 1.0) -> torch.Tensor:
+        return self.decode(self.encode_content(content), self.encode_style(style), lambdas, strength)

@@ -1,0 +1,117 @@
+"""The fast student: its interface, its distillation (train/distill.py), and the pipeline's choice between it and its teacher."""
+import json
+import shutil
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import train.distill as distill_mod
+from stylize.checkpoint import EMBEDDED_DIR, GENERATOR_FILE, STUDENT_DIR, file_sha256, load_student
+from stylize.pipeline import Stylizer
+from stylize.student import Student
+
+from .conftest import REPO
+from .test_pipeline import photo
+from .test_train import data_dirs  # noqa: F401 - fixture reuse
+
+
+def distill_args(data_dirs, teacher, out, *extra) -> list[str]:  # noqa: F811
+    content, style = data_dirs
+    return ["--content-dir", str(content), "--style-dir", str(style), "--teacher", str(teacher), "--out", str(out),
+            "--holdout", "", "--size", "64", "--style-size", "64", "--batch-size", "2", "--widths", "4", "8", "8",
+            "--blocks", "1", "--code-dim", "8", "--film-hidden", "8", "--log-every", "1", *extra]
+
+
+def test_student_has_the_generator_interface_and_strength_zero_is_a_function_of_the_photo():
+    torch.manual_seed(0)
+    student = Student(widths=(4, 8, 8), blocks=1, code_dim=8, film_hidden=8).eval()
+    content, style = torch.rand(2, 3, 50, 70), torch.rand(2, 3, 64, 64)
+    lambdas = torch.ones(2, 5)
+    with torch.no_grad():
+        out = student.decode(student.encode_content(content), student.encode_style(style), lambdas, torch.tensor([1.0, 0.5]))
+        assert out.shape == (2, 3, 50, 70) and 0 <= out.min() and out.max() <= 1
+        other_style = student(content, torch.rand(2, 3, 64, 64), lambdas, 1.0)
+        assert not torch.allclose(out[:1], other_style[:1])
+        # at strength 0 AdaIN is the identity: the style enters only through the decoder's code
+        zero = student(content, style, lambdas, 0.0)
+    assert zero.shape == out.shape
+
+
+def test_distill_trains_saves_resumes_exactly_and_installs_beside_its_teacher(data_dirs, tiny_model_dir, tmp_path):  # noqa: F811
+    out = tmp_path / "run"
+    assert distill_mod.main(distill_args(data_dirs, tiny_model_dir, out, "--iters", "4", "--save-every", "2")) == 0
+    config = json.loads((out / STUDENT_DIR / "config.json").read_text())
+    assert config["teacher_generator_sha256"] == file_sha256(tiny_model_dir / GENERATOR_FILE)
+    assert config["training"]["step"] == 4 and config["training"]["data"]["content"]["images"] == 4
+    unbroken = load_file(str(out / STUDENT_DIR / "student.safetensors"))
+
+    resumed = tmp_path / "resumed"  # stopped by its time limit after step 1, then resumed
+    assert distill_mod.main(distill_args(data_dirs, tiny_model_dir, resumed, "--iters", "4", "--save-every", "2",
+                                         "--max-minutes", "1e-9")) == 0
+    assert json.loads((resumed / STUDENT_DIR / "config.json").read_text())["training"]["step"] == 1
+    assert distill_mod.main(distill_args(data_dirs, tiny_model_dir, resumed, "--iters", "4", "--save-every", "2",
+                                         "--resume", "--install")) == 0
+    again = load_file(str(resumed / STUDENT_DIR / "student.safetensors"))
+    assert all(torch.equal(unbroken[k], again[k]) for k in unbroken)
+    assert len((resumed / "log.csv").read_text().splitlines()) == 5  # header + 4 steps
+    student, _ = load_student(tiny_model_dir / STUDENT_DIR)  # --install put it beside its teacher
+    assert isinstance(student, Student)
+
+
+def test_distill_help_explains_every_flag():
+    done = subprocess.run([sys.executable, "-m", "train.distill", "--help"], capture_output=True, text=True, cwd=REPO)
+    assert done.returncode == 0
+    for flag in ("--content-dir", "--style-dir", "--teacher", "--out", "--holdout", "--size", "--style-size", "--batch-size",
+                 "--iters", "--lr", "--feature-weight", "--objective-weight", "--widths", "--blocks", "--code-dim",
+                 "--film-hidden", "--seed", "--device", "--log-every", "--save-every", "--max-minutes", "--resume", "--install"):
+        assert flag in done.stdout
+
+
+@pytest.fixture
+def model_with_student(data_dirs, tiny_model_dir, tmp_path):  # noqa: F811
+    assert distill_mod.main(distill_args(data_dirs, tiny_model_dir, tmp_path / "run", "--iters", "1", "--install")) == 0
+    return tiny_model_dir
+
+
+def test_pipeline_variants_share_one_interface_and_cache_apart(model_with_student):
+    fast = Stylizer.from_pretrained(model_with_student, variant="fast", device="cpu")
+    assert fast.variant == "fast" and fast.variants == ("quality", "fast")
+    content, style = photo(80, 64), photo(80, 64, seed=1)
+    student_image, teacher_image = fast(content, style), fast(content, style, variant="quality")
+    assert student_image.size == teacher_image.size == (80, 64)
+    assert not np.array_equal(np.asarray(student_image), np.asarray(teacher_image))
+    assert fast.encoder_calls == 4  # content and style, once per variant
+    assert np.array_equal(np.asarray(fast(content, style, refine_steps=1)), np.asarray(fast(content, style, refine_steps=1)))
+    assert Stylizer.from_pretrained(model_with_student, variant="auto", device="cpu").variant == "fast"  # on a CPU
+    quality = Stylizer.from_pretrained(model_with_student, device="cpu")
+    assert quality.variant == "quality" and quality.student is None
+    with pytest.raises(ValueError, match="variant 'fast' is not available"):
+        quality(content, style, variant="fast")
+    with pytest.raises(ValueError, match="variant must be one of"):
+        Stylizer.from_pretrained(model_with_student, variant="turbo", device="cpu")
+
+
+def test_a_student_of_another_teacher_is_refused_with_a_warning(model_with_student, tiny_model_dir, tmp_path):
+    other = tmp_path / "other-teacher"
+    shutil.copytree(model_with_student, other)
+    generator = load_file(str(other / GENERATOR_FILE))
+    first = next(iter(generator))
+    generator[first] = generator[first] + 1  # a retrained teacher
+    from safetensors.torch import save_file
+
+    save_file(generator, str(other / GENERATOR_FILE))
+    with pytest.warns(UserWarning, match="distilled from another generator"):
+        stylizer = Stylizer.from_pretrained(other, variant="fast", device="cpu")
+    assert stylizer.variant == "quality" and stylizer.student is None
+    shutil.rmtree(other / STUDENT_DIR)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # auto without a student is normal: no warning
+        assert Stylizer.from_pretrained(other, variant="auto", device="cpu").variant == "quality"
+    with pytest.warns(UserWarning, match="no fast student"):
+        assert Stylizer.from_pretrained(other, variant="fast", device="cpu").variant == "quality"
+

@@ -1,0 +1,240 @@
+"""Distil the fast student (stylize/student.py) from a teacher model folder (default: the embedded weights/).
+
+    python -m train.distill --content-dir ../shared/data/content --style-dir ../shared/data/style --out runs/fast
+    python -m train.distill ... --out runs/fast --resume           # continue exactly
+    python -m train.distill ... --install                          # when done, put the student beside its teacher
+
+One loop: draw photo and painting crops, λ log-uniform in the teacher's trained ranges and a strength (mostly 1, some
+0, some in between) -> the teacher's picture (no gradient) -> the student's. The student matches it in pixels (L1)
+and in the teacher's VGG features, plus a small share of the teacher's own λ-weighted VGG objective (content, style,
+TV), so where it cannot copy it still optimises what the teacher was trained for. Every draw is a pure function of
+(seed, step, example), as in train.py, so --resume continues exactly. The student folder (OUT/fast/) records the
+SHA-256 of the teacher's generator.safetensors: the pipeline uses a student only beside the teacher it came from.
+Re-run unchanged on a new teacher.
+"""
+import argparse
+import csv
+import logging
+import math
+import shutil
+import sys
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from stylize import losses
+from stylize.checkpoint import (
+    EMBEDDED_DIR, GENERATOR_FILE, STUDENT_DIR, CheckpointError, atomic_write, file_sha256, load_model_folder, save_student_folder,
+)
+from stylize.generator import LAMBDA_NAMES, Generator
+from stylize.pipeline import pick_device
+from stylize.student import Student
+from train.data import ImageBank, shard_indices
+from train.train import example_generator, load_resume_state, read_name_list, sample_lambdas
+
+log = logging.getLogger("stylize.distill")
+
+
+@dataclass
+class DistillConfig:
+    content_dir: str = ""
+    style_dir: str = ""
+    out: str = "runs/fast"
+    teacher: str = str(EMBEDDED_DIR)
+    holdout: str = str(Path(__file__).resolve().parents[1] / "bench" / "holdout.txt")
+    size: int = 256
+    style_size: int = 256
+    batch_size: int = 8
+    iters: int = 3000
+    lr: float = 2e-3
+    feature_weight: float = 1.0
+    objective_weight: float = 0.1
+    widths: tuple = (16, 32, 64)
+    blocks: int = 3
+    code_dim: int = 64
+    film_hidden: int = 64
+    seed: int = 0
+    device: str = "auto"
+    log_every: int = 25
+    save_every: int = 250
+    max_minutes: float = 0.0
+    resume: bool = False
+    install: bool = False
+
+
+HELP = {
+    "content_dir": "folder of photos (searched recursively)",
+    "style_dir": "folder of paintings (searched recursively)",
+    "out": "run folder: OUT/fast/ (the student), OUT/distill.pt (resume state), OUT/log.csv (default %(default)s)",
+    "teacher": "teacher model folder (default: the embedded weights/)",
+    "holdout": "file names never trained on, one per line (default: bench/holdout.txt; '' for none)",
+    "size": "photo crop side in px (default %(default)s)",
+    "style_size": "painting crop side in px (default %(default)s)",
+    "batch_size": "examples per step (default %(default)s)",
+    "iters": "total steps (default %(default)s)",
+    "lr": "Adam learning rate, cosine-decayed to 1/20 of it (default %(default)s)",
+    "feature_weight": "weight of the teacher-VGG feature match beside the L1 pixel match (default %(default)s)",
+    "objective_weight": "weight of the teacher's own λ-weighted content/style/TV objective (default %(default)s)",
+    "widths": "student channels at 1/2, 1/4, 1/8 resolution (default 16 32 64)",
+    "blocks": "FiLM residual blocks at 1/8 resolution (default %(default)s)",
+    "code_dim": "size of the style code that modulates the decoder (default %(default)s)",
+    "film_hidden": "hidden units of the λ/strength/style MLP (default %(default)s)",
+    "seed": "seed of every random draw (default %(default)s)",
+    "device": "auto | cpu | cuda | cuda:N | mps (default %(default)s)",
+    "log_every": "steps between log.csv rows (default %(default)s)",
+    "save_every": "steps between checkpoints (default %(default)s)",
+    "max_minutes": "save and stop after this many minutes (0: no limit; default %(default)s)",
+    "resume": "continue from OUT/distill.pt",
+    "install": "when done, copy OUT/fast/ into the teacher folder's fast/ (where the pipeline looks for it)",
+}
+
+
+def parse_args(argv=None) -> DistillConfig:
+    parser = argparse.ArgumentParser(prog="python -m train.distill", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    for f in fields(DistillConfig):
+        flag = "--" + f.name.replace("_", "-")
+        if isinstance(f.default, bool):
+            parser.add_argument(flag, action="store_true", help=HELP[f.name])
+        elif isinstance(f.default, tuple):
+            parser.add_argument(flag, type=int, nargs=len(f.default), default=f.default, help=HELP[f.name])
+        else:
+            parser.add_argument(flag, type=type(f.default), default=f.default, help=HELP[f.name])
+    cfg = DistillConfig(**vars(parser.parse_args(argv)))
+    if not cfg.content_dir or not cfg.style_dir:
+        parser.error("--content-dir and --style-dir are required")
+    cfg.widths = tuple(cfg.widths)
+    return cfg
+
+
+def draw_strength(gen: torch.Generator) -> float:
+    """Mostly 1 (what users run), 10 % at 0 (the photo back), 20 % anywhere in between (the strength slider)."""
+    u = torch.rand(1, generator=gen).item()
+    return 0.0 if u < 0.1 else torch.rand(1, generator=gen).item() if u < 0.3 else 1.0
+
+
+def draw_batch(cfg: DistillConfig, step: int, banks: tuple[ImageBank, ImageBank], ranges: dict):
+    content_idx = shard_indices(len(banks[0]), step, cfg.batch_size, 0, 1, cfg.seed)
+    style_idx = shard_indices(len(banks[1]), step, cfg.batch_size, 0, 1, cfg.seed + 1)
+    contents, styles, lambdas, strengths = [], [], [], []
+    for j, (ci, si) in enumerate(zip(content_idx, style_idx)):
+        gen = example_generator(cfg.seed, step, j)
+        contents.append(banks[0].batch([ci], cfg.size, gen))
+        styles.append(banks[1].batch([si], cfg.style_size, gen))
+        lambdas.append(sample_lambdas(ranges, gen))
+        strengths.append(draw_strength(gen))
+    return torch.cat(contents), torch.cat(styles), torch.tensor(lambdas), torch.tensor(strengths)
+
+
+def distillation_loss(cfg: DistillConfig, teacher: Generator, normalisers: dict, student_out, teacher_out, content, style,
+                      lambdas) -> tuple[torch.Tensor, dict[str, float]]:
+    encoder = teacher.encoder
+    student_feats = encoder(student_out)
+    with torch.no_grad():
+        teacher_feats, content_feats, style_feats = encoder(teacher_out), encoder(content), encoder(style)
+    pixel = (student_out - teacher_out).abs().mean()
+    feature = sum(F.mse_loss(s, t) for s, t in zip(student_feats, teacher_feats)) / len(student_feats)
+    terms = {"content": losses.content_loss(student_feats, content_feats),
+             "style": losses.style_loss(student_feats, losses.style_grams(style_feats)),
+             "tv": losses.tv_loss(student_out)}
+    objective = losses.weighted_objective(terms, lambdas, normalisers).mean()
+    loss = pixel + cfg.feature_weight * feature + cfg.objective_weight * objective
+    return loss, {"loss": loss.item(), "pixel": pixel.item(), "feature": feature.item(), "objective": objective.item()}
+
+
+def distill(cfg: DistillConfig) -> Path:
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    device = pick_device(cfg.device)
+    teacher, teacher_config = load_model_folder(Path(cfg.teacher))
+    teacher = teacher.to(device).requires_grad_(False)
+    lam = teacher_config["lambdas"]
+    ranges = {n: tuple(lam["ranges"][n]) for n in LAMBDA_NAMES}
+    normalisers = {n: float(lam["normalisers"][n]) for n in LAMBDA_NAMES}
+    teacher_hash = file_sha256(Path(cfg.teacher) / GENERATOR_FILE)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(cfg.seed)
+    student = Student(widths=cfg.widths, blocks=cfg.blocks, code_dim=cfg.code_dim, film_hidden=cfg.film_hidden,
+                      log_lambda_center=tuple(teacher.config["log_lambda_center"]),
+                      log_lambda_halfwidth=tuple(teacher.config["log_lambda_halfwidth"])).to(device)
+    optimiser = torch.optim.Adam(student.parameters(), lr=cfg.lr)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda s: 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(s / cfg.iters, 1))))
+    step = 0
+    if cfg.resume:
+        state = load_resume_state(out / "distill.pt", device, ("student", "optimiser", "schedule", "step", "teacher_sha256"))
+        if state["teacher_sha256"] != teacher_hash:
+            raise ValueError(f"--resume: {out / 'distill.pt'} was distilled from another teacher than {cfg.teacher}")
+        student.load_state_dict(state["student"])
+        optimiser.load_state_dict(state["optimiser"])
+        schedule.load_state_dict(state["schedule"])
+        step = state["step"]
+        log.info("resumed at step %d", step)
+
+    exclude = read_name_list(Path(cfg.holdout)) if cfg.holdout else set()
+    banks = (ImageBank.from_folder(Path(cfg.content_dir), round(cfg.size * 1.15), exclude),
+             ImageBank.from_folder(Path(cfg.style_dir), round(cfg.style_size * 1.15), exclude))
+    log.info("student: %.2f M parameters; teacher %s (generator sha256 %s); %d photos, %d paintings",
+             sum(p.numel() for p in student.parameters()) / 1e6, cfg.teacher, teacher_hash[:12], len(banks[0]), len(banks[1]))
+
+    def save() -> None:
+        info = {"step": step, "size": cfg.size, "style_size": cfg.style_size, "batch_size": cfg.batch_size,
+                "data": {"content": banks[0].description(), "style": banks[1].description()}}
+        save_student_folder(out / STUDENT_DIR, student, teacher_hash, info)
+        state = {"student": student.state_dict(), "optimiser": optimiser.state_dict(), "schedule": schedule.state_dict(),
+                 "step": step, "teacher_sha256": teacher_hash, "config": asdict(cfg)}
+        atomic_write(out / "distill.pt", lambda tmp: torch.save(state, tmp))
+
+    log_path = out / "log.csv"
+    new_log = not (cfg.resume and log_path.exists())
+    started = time.time()
+    with log_path.open("w" if new_log else "a", newline="") as log_file:
+        writer = csv.DictWriter(log_file, ["step", "seconds", "loss", "pixel", "feature", "objective", "lr"])
+        if new_log:
+            writer.writeheader()
+        while step < cfg.iters:
+            content, style, lambdas, strengths = (t.to(device) for t in draw_batch(cfg, step, banks, ranges))
+            with torch.no_grad():
+                target = teacher(content, style, lambdas, strengths).float()
+            out_image = student(content, style, lambdas, strengths)
+            loss, parts = distillation_loss(cfg, teacher, normalisers, out_image, target, content, style, lambdas)
+            if not math.isfinite(parts["loss"]):
+                raise FloatingPointError(f"step {step}: the distillation loss is {parts['loss']}; the last checkpoint is intact")
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+            schedule.step()
+            step += 1
+            out_of_time = cfg.max_minutes > 0 and time.time() - started > cfg.max_minutes * 60
+            if step % cfg.log_every == 0 or step == cfg.iters or out_of_time:
+                writer.writerow({"step": step, "seconds": round(time.time() - started, 2), "lr": schedule.get_last_lr()[0],
+                                 **{k: round(v, 6) for k, v in parts.items()}})
+                log_file.flush()
+                log.info("step %d  %.0f s  loss %.4f  pixel %.4f  feature %.4f  objective %.4f", step, time.time() - started,
+                         parts["loss"], parts["pixel"], parts["feature"], parts["objective"])
+            if step % cfg.save_every == 0 or step == cfg.iters or out_of_time:
+                save()
+            if out_of_time:
+                log.info("stopped at the %g-minute limit after step %d", cfg.max_minutes, step)
+                break
+    if cfg.install:
+        target_dir = Path(cfg.teacher) / STUDENT_DIR
+        shutil.copytree(out / STUDENT_DIR, target_dir, dirs_exist_ok=True)
+        log.info("installed the student into %s", target_dir)
+    return out / STUDENT_DIR
+
+
+def main(argv=None) -> int:
+    cfg = parse_args(argv)
+    try:
+        distill(cfg)
+    except (FileNotFoundError, ValueError, CheckpointError, FloatingPointError) as err:
+        log.error("error: %s", err)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
