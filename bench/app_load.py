@@ -41,15 +41,23 @@ def main() -> None:
     with serve_app(TMPDIR=str(server_tmp)) as (url, server):
         client = Client(url, verbose=False)
 
-        def request(content, style, lambda_style=3.0, resolution=512) -> float:
+        def request(content, style, lambda_style=3.0, resolution=512, **options) -> float:
             started = time.perf_counter()
             client.predict(content=handle_file(str(content)), style=handle_file(str(style)), lambda_style=lambda_style,
-                           resolution=resolution, api_name="/stylize")
+                           resolution=resolution, **options, api_name="/stylize")
             return time.perf_counter() - started
 
         request(contents[3], styles[3], resolution=256)  # warm-up, excluded
         first = [request(c, s) for c, s in zip(contents[:3], styles[:3])]
         moves = [request(contents[2], styles[2], v) for v in MOVES]
+        parameters = client.view_api(return_format="dict", print_info=False)["named_endpoints"]["/stylize"]["parameters"]
+        (variant_parameter,) = [p for p in parameters if p["parameter_name"] == "variant"]
+        default_variant = variant_parameter["parameter_default"]
+        variants = variant_parameter["type"].get("enum", [default_variant])
+        moves_1024 = {}
+        for variant in variants:
+            request(tmp / "big.png", styles[1], 2.0, resolution=1024, variant=variant)  # encodes; the moves then hit the cache
+            moves_1024[variant] = statistics.median(request(tmp / "big.png", styles[1], v, 1024, variant=variant) for v in MOVES)
 
         refiner = Client(url, verbose=False)  # another visitor
         refining = refiner.submit(content=handle_file(str(contents[0])), style=handle_file(str(styles[0])), resolution=512,
@@ -75,7 +83,7 @@ def main() -> None:
     q = statistics.quantiles(latencies, n=100)
     idle, busy = statistics.median(moves), statistics.median(moves_while_refining)
     result = {
-        "first_stylisation_512_s": statistics.median(first), "slider_move_512_s": idle,
+        "default_model": default_variant, "first_stylisation_512_s": statistics.median(first), "slider_move_512_s": idle, "slider_move_1024_s": moves_1024,
         "while_another_visitor_refines": {
             "slider_move_512_median_s": busy, "slider_move_512_max_s": max(moves_while_refining),
             "ratio_to_idle": busy / idle, "refine_still_running_after_the_moves": refine_running, "refine_result": refine_info},
@@ -88,10 +96,12 @@ def main() -> None:
     (RESULTS / "app_load.json").write_text(json.dumps(result, indent=2))
     refine = result["while_another_visitor_refines"]
     lines = [
-        "The app on this CPU (2 threads), over loopback: `python bench/app_load.py`.", "",
+        f"The app on this CPU (2 threads), over loopback: `python bench/app_load.py`; the app's default model here: "
+        f"{default_variant}.", "",
         "| measure | seconds |", "|---|---|",
         f"| first stylisation, 512 px (median of 3) | {result['first_stylisation_512_s']:.2f} |",
         f"| slider move, 512 px (median of {len(MOVES)}) | {idle:.2f} |",
+        *(f"| slider move, 1024 px, {v} model (median of {len(MOVES)}) | {t:.2f} |" for v, t in moves_1024.items()),
         f"| slider move while another visitor refines (median / max of {len(MOVES)}) | {busy:.2f} / {refine['slider_move_512_max_s']:.2f} |",
         f"| {CONCURRENT} concurrent requests: p50 / p90 / max | {q[49]:.2f} / {q[89]:.2f} / {max(latencies):.2f} |", "",
         f"Disk per 2048 px request ({requests_2048} slider moves on one photo; each result stored once, in Gradio's cache): "

