@@ -111,7 +111,7 @@ class ResultFiles:
 
 def load_stylizer() -> Stylizer:
     try:
-        return Stylizer.from_pretrained(os.environ.get("STYLIZE_MODEL") or None)
+        return Stylizer.from_pretrained(os.environ.get("STYLIZE_MODEL") or None, variant="auto")  # the student on a CPU
     except CheckpointError as err:
         raise SystemExit(f"error: {err}") from None
 
@@ -121,55 +121,62 @@ renders_first = RendersFirst()
 results = ResultFiles()
 
 
-@on_zero_gpu(duration=lambda content, style, lambdas, strength, preserve_color, resolution: gpu_seconds(resolution))
-def render(content, style, lambdas, strength, preserve_color, resolution):
+@on_zero_gpu(duration=lambda content, style, lambdas, strength, preserve_color, resolution, variant: gpu_seconds(resolution))
+def render(content, style, lambdas, strength, preserve_color, resolution, variant):
     with renders_first.render():
-        return stylizer(content, style, lambdas=lambdas, strength=strength, preserve_color=preserve_color, max_side=resolution)
+        return stylizer(content, style, lambdas=lambdas, strength=strength, preserve_color=preserve_color, max_side=resolution,
+                        variant=variant)
 
 
-@on_zero_gpu(duration=lambda content, style, lambdas, strength, preserve_color, resolution, steps: gpu_seconds(resolution, steps))
-def refine(content, style, lambdas, strength, preserve_color, resolution, steps):
-    """Yields (steps done, picture): the one-pass picture first."""
+@on_zero_gpu(duration=lambda content, style, lambdas, strength, preserve_color, resolution, variant, steps:
+             gpu_seconds(resolution, steps))
+def refine(content, style, lambdas, strength, preserve_color, resolution, variant, steps):
+    """Yields (steps done, picture): the one-pass picture (of `variant`) first; refine itself is always the VGG objective."""
     pictures = stylizer.stylize_steps(content, style, lambdas=lambdas, strength=strength, preserve_color=preserve_color,
-                                      max_side=resolution, refine_steps=steps)
+                                      max_side=resolution, refine_steps=steps, variant=variant)
     for done, picture in enumerate(pictures):
         yield done, picture
         if stylizer.device.type == "cpu":
             renders_first.wait_for_renders()
 
 
-def checked(content, style, lambdas: dict, strength, preserve_color, resolution) -> tuple:
+def checked(content, style, lambdas: dict, strength, preserve_color, resolution, variant) -> tuple:
     if content is None or style is None:
         raise gr.Error("Add a content photo and a style image first.")
+    if variant not in stylizer.variants:
+        raise gr.Error(f"model must be one of: {', '.join(stylizer.variants)}")
     try:
-        return content, style, {n: float(v) for n, v in lambdas.items()}, float(strength), bool(preserve_color), int(resolution)
+        return (content, style, {n: float(v) for n, v in lambdas.items()}, float(strength), bool(preserve_color), int(resolution),
+                variant)
     except (TypeError, ValueError):
         raise gr.Error("λ, strength and resolution must be numbers.") from None
 
 
-def describe(image, elapsed: float, lambdas: dict, note: str = "") -> str:
+def describe(image, elapsed: float, lambdas: dict, variant: str, note: str = "") -> str:
     weights = ", ".join(f"{n} {v:.3g}" for n, v in lambdas.items())
-    return f"**{image.width}×{image.height}** in **{elapsed:.2f} s** on `{stylizer.device}` · λ: {weights}{note}"
+    return f"**{image.width}×{image.height}** in **{elapsed:.2f} s** on `{stylizer.device}` ({variant}) · λ: {weights}{note}"
 
 
-def stylize(content, style, strength=1.0, preserve_color=False, resolution=DEFAULT_RESOLUTION, **lambdas):
+def stylize(content, style, strength=1.0, preserve_color=False, resolution=DEFAULT_RESOLUTION, variant=None, **lambdas):
     """Content photo + style image -> ((photo, stylised) for the before/after view, the stylised PNG, a summary).
     λ as lambda_content=..., lambda_style=... (their checkpoint defaults where left out); one forward pass."""
-    args = checked(content, style, {n.removeprefix("lambda_"): v for n, v in lambdas.items()}, strength, preserve_color, resolution)
+    args = checked(content, style, {n.removeprefix("lambda_"): v for n, v in lambdas.items()}, strength, preserve_color, resolution,
+                   variant or stylizer.variant)
     started = time.perf_counter()
     try:
         image = render(*args)
     except (ImageInputError, ValueError) as err:  # bad files, bad numbers (an API caller's NaN)
         raise gr.Error(str(err)) from None
     pair, download = results.pair(content, image)
-    return pair, download, describe(image, time.perf_counter() - started, args[2])
+    return pair, download, describe(image, time.perf_counter() - started, args[2], args[6])
 
 
-def refine_steps(content, style, strength=1.0, preserve_color=False, resolution=DEFAULT_RESOLUTION, steps=10,
+def refine_steps(content, style, strength=1.0, preserve_color=False, resolution=DEFAULT_RESOLUTION, variant=None, steps=10,
                  progress=gr.Progress(), **lambdas):
     """Optimises the picture with exactly these λ, showing it as it goes; on a CPU bounded in time and size."""
-    content, style, lambda_values, strength, preserve_color, resolution = checked(
-        content, style, {n.removeprefix("lambda_"): v for n, v in lambdas.items()}, strength, preserve_color, resolution)
+    content, style, lambda_values, strength, preserve_color, resolution, variant = checked(
+        content, style, {n.removeprefix("lambda_"): v for n, v in lambdas.items()}, strength, preserve_color, resolution,
+        variant or stylizer.variant)
     steps = max(0, min(int(steps), MAX_REFINE_STEPS))
     on_cpu = stylizer.device.type == "cpu"
     if on_cpu and resolution > CPU_REFINE_MAX_SIDE:
@@ -178,7 +185,7 @@ def refine_steps(content, style, strength=1.0, preserve_color=False, resolution=
     started = last_shown = time.perf_counter()
     progress((0, steps), desc="refining", unit="steps")
     try:
-        for done, picture in refine(content, style, lambda_values, strength, preserve_color, resolution, steps):
+        for done, picture in refine(content, style, lambda_values, strength, preserve_color, resolution, variant, steps):
             elapsed = time.perf_counter() - started
             out_of_time = on_cpu and elapsed > CPU_REFINE_SECONDS
             progress((done, steps), desc="refining", unit="steps")
@@ -188,7 +195,7 @@ def refine_steps(content, style, strength=1.0, preserve_color=False, resolution=
                 if out_of_time and done < steps:
                     note += f" (stopped at this CPU's {CPU_REFINE_SECONDS} s limit)"
                 pair, download = results.pair(content, picture)
-                yield pair, download, describe(picture, elapsed, lambda_values, note)
+                yield pair, download, describe(picture, elapsed, lambda_values, variant, note)
             if out_of_time:
                 return
     except (ImageInputError, ValueError) as err:
@@ -200,12 +207,12 @@ def from_log_sliders(logs: dict) -> dict:
     return {f"lambda_{n}": 10.0 ** float(logs[f"log_{n}"]) for n in LAMBDA_NAMES}
 
 
-def stylize_page(content, style, strength, preserve_color, resolution, **logs):
-    return stylize(content, style, strength, preserve_color, resolution, **from_log_sliders(logs))
+def stylize_page(content, style, strength, preserve_color, resolution, variant, **logs):
+    return stylize(content, style, strength, preserve_color, resolution, variant, **from_log_sliders(logs))
 
 
-def refine_page(content, style, strength, preserve_color, resolution, steps, progress=gr.Progress(), **logs):
-    yield from refine_steps(content, style, strength, preserve_color, resolution, steps, progress, **from_log_sliders(logs))
+def refine_page(content, style, strength, preserve_color, resolution, variant, steps, progress=gr.Progress(), **logs):
+    yield from refine_steps(content, style, strength, preserve_color, resolution, variant, steps, progress, **from_log_sliders(logs))
 
 
 def image_upload(label: str, elem_id: str, **options) -> gr.Image:
@@ -242,6 +249,9 @@ def build_demo() -> gr.Blocks:
                 strength = gr.Slider(0, 1, value=1.0, step=0.05, label="Style strength", info="0 gives the photo back", elem_id="strength")
                 preserve = gr.Checkbox(label="Preserve colour (luminance-only transfer)", value=False)
                 resolution = gr.Dropdown(RESOLUTIONS, value=DEFAULT_RESOLUTION, label="Output resolution (long side, px)")
+                variant = gr.Radio(list(stylizer.variants), value=stylizer.variant, label="Model", elem_id="variant",
+                                   visible=len(stylizer.variants) > 1,
+                                   info="fast: the distilled student (CPU speed) · quality: the VGG generator it learned from")
                 with gr.Row():
                     run = gr.Button("Stylize", variant="primary", elem_id="run")
                     reset = gr.Button("Reset sliders")
@@ -258,13 +268,14 @@ def build_demo() -> gr.Blocks:
                     cache_examples=True, cache_mode="lazy", label="Examples (public domain / CC0, see examples/SOURCES.md)")
         gr.Examples(examples=[[str(s)] for s in sorted((EXAMPLES / "style").glob("*.jpg"))], inputs=[style], label="Example styles")
 
-        settings = {"content": content, "style": style, "strength": strength, "preserve_color": preserve, "resolution": resolution}
+        settings = {"content": content, "style": style, "strength": strength, "preserve_color": preserve, "resolution": resolution,
+                    "variant": variant}
         outputs = [output, download, info]
 
         slider_inputs = {f"log_{n}": s for n, s in sliders.items()}
         # Encodings are cached, so a slider release re-runs only fusion + decoder; the last release while a render
         # runs is the one rendered next (always_last), so the picture always ends up matching the sliders.
-        gr.on([run.click, *(s.release for s in sliders.values()), strength.release, preserve.input, resolution.input],
+        gr.on([run.click, *(s.release for s in sliders.values()), strength.release, preserve.input, resolution.input, variant.input],
               stylize_page, inputs_kwargs={**settings, **slider_inputs}, outputs=outputs, api_visibility="private",
               trigger_mode="always_last", show_progress="minimal", concurrency_id="render", concurrency_limit=1)
         refining = refine_button.click(refine_page, inputs_kwargs={**settings, **slider_inputs, "steps": refine_count}, outputs=outputs,

@@ -27,6 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--preserve-color", action="store_true", help="keep the content's colours (luminance-only transfer)")
     parser.add_argument("--refine", type=int, default=0, metavar="N", help="optimise the output for N steps with exactly these lambdas (default 0)")
     parser.add_argument("--model", default=None, help="model folder or Hub repo id (default: the embedded weights/)")
+    parser.add_argument("--variant", choices=("auto", "fast", "quality"), default="auto",
+                        help="fast: the distilled student; quality: the VGG generator; auto: fast on a CPU (default %(default)s)")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | mps (default %(default)s)")
     return parser
 
@@ -51,9 +53,9 @@ def main(argv=None) -> int:
     started = time.perf_counter()
     lambdas = {n: getattr(args, f"lambda_{n}") for n in LAMBDA_NAMES if getattr(args, f"lambda_{n}") is not None}
     try:
-        stylizer = Stylizer.from_pretrained(args.model, device=args.device)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
+            stylizer = Stylizer.from_pretrained(args.model, variant=args.variant, device=args.device)
             image = stylizer(args.content, args.style, lambdas=lambdas, strength=args.strength,
                              preserve_color=args.preserve_color, max_side=args.max_side, refine_steps=args.refine)
         for warning in caught:  # e.g. a lambda clamped to its trained range
@@ -63,5 +65,6 @@ def main(argv=None) -> int:
     except (ImageInputError, CheckpointError, ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-    print(f"{args.output}  ({image.width}x{image.height}, {time.perf_counter() - started:.2f} s on {stylizer.device})")
+    print(f"{args.output}  ({image.width}x{image.height}, {time.perf_counter() - started:.2f} s on {stylizer.device}, "
+          f"{stylizer.variant} model)")
     return 0
