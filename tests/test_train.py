@@ -257,3 +257,13 @@ def test_compiled_training_matches_eager(data_dirs, tmp_path):
 
     eager, compiled = losses_of(tmp_path / "eager"), losses_of(tmp_path / "compiled", "--compile", "default")
     assert np.allclose(eager, compiled, rtol=1e-3, atol=1e-5), (eager, compiled)
+
+
+def test_time_budget_saves_and_stops_then_the_same_command_resumes_to_the_end(data_dirs, tmp_path):
+    out = tmp_path / "run"
+    assert train_mod.main(args_for(data_dirs, out, "--iters", "3", "--max-minutes", "1e-9")) == 0
+    state = torch.load(out / "resume.pt", weights_only=True)
+    assert state["step"] == 1 and state["train_config"]["iters"] == 3  # the run's length is not rewritten
+    assert [line.split(",")[0] for line in (out / "log.csv").read_text().splitlines()[1:]] == ["1"]
+    assert train_mod.main(args_for(data_dirs, out, "--iters", "3", "--resume")) == 0
+    assert [line.split(",")[0] for line in (out / "log.csv").read_text().splitlines()[1:]] == ["1", "2", "3"]

@@ -516,24 +516,29 @@ def train(cfg: TrainConfig) -> Path:
             if name not in FIXED_NORMALISERS:
                 normalisers[name] = cfg.normaliser_decay * normalisers[name] + (1 - cfg.normaliser_decay) * abs(value)
         step += 1
-        if out_of_time > 0 and step < cfg.iters:
+        stopping = out_of_time > 0 and step < cfg.iters  # every process sees the same mean, so all stop together
+        if stopping:
             log.info("time budget of %g min reached at step %d", cfg.max_minutes, step)
-            cfg.iters = step
+        last = stopping or step == cfg.iters
 
         if main_process:
-            if step % cfg.log_every == 0 or step == cfg.iters:
-                row = [step, round(time.time() - started, 2), d_value, g_value, *term_means,
-                       *(normalisers[n] for n in LAMBDA_NAMES), nonfinite_total]
+            if step % cfg.log_every == 0 or last:
+                row = {"step": step, "seconds": round(time.time() - started, 2), "d_loss": d_value, "g_loss": g_value,
+                       **dict(zip(LAMBDA_NAMES, term_means)), **{f"norm_{n}": normalisers[n] for n in LAMBDA_NAMES},
+                       "nonfinite": nonfinite_total}
                 with csv_path.open("a", newline="") as f:
-                    csv.writer(f).writerow([f"{v:.6g}" if isinstance(v, float) else v for v in row])
-                progress.set_postfix(d=f"{row[2]:.3f}", g=f"{row[3]:.3f}", style=f"{row[5]:.3g}", content=f"{row[4]:.3g}")
+                    csv.DictWriter(f, columns).writerow({k: f"{v:.6g}" if isinstance(v, float) else v for k, v in row.items()})
+                progress.set_postfix(d=f"{d_value:.3f}", g=f"{g_value:.3f}", style=f"{row['style']:.3g}", content=f"{row['content']:.3g}")
                 if progress.disable:  # not a terminal: plain log lines instead of the bar
-                    log.info("step %d  %.1f s  d %.3f  g %.3f  " + "  ".join(f"{n} %.4g" for n in LAMBDA_NAMES), *row[:4 + len(LAMBDA_NAMES)])
+                    log.info("step %d  %.1f s  d %.3f  g %.3f  " + "  ".join(f"{n} %.4g" for n in LAMBDA_NAMES),
+                             step, row["seconds"], d_value, g_value, *term_means)
             progress.update(1)
-            if step % cfg.sample_every == 0 or step == cfg.iters:
+            if step % cfg.sample_every == 0 or last:
                 write_samples(out, step, G, model_config(cfg, step, normalisers, banks), banks, cfg.size)
-            if step % cfg.save_every == 0 or step == cfg.iters:
+            if step % cfg.save_every == 0 or last:
                 save_checkpoint(out, cfg, step, G, D, opt_g, opt_d, normalisers, banks, uploader)
+        if stopping:
+            break
 
     prefetch.close()
     if main_process:
