@@ -115,3 +115,14 @@ def test_a_student_of_another_teacher_is_refused_with_a_warning(model_with_stude
     with pytest.warns(UserWarning, match="no fast student"):
         assert Stylizer.from_pretrained(other, variant="fast", device="cpu").variant == "quality"
 
+
+
+def test_cli_variant_flag(model_with_student, tmp_path):
+    content, style = tmp_path / "c.png", tmp_path / "s.png"
+    photo(80, 64).save(content)
+    photo(80, 64, seed=1).save(style)
+    for variant in ("fast", "quality"):
+        done = subprocess.run([sys.executable, "-m", "stylize", str(content), str(style), "-o", str(tmp_path / f"{variant}.png"),
+                               "--model", str(model_with_student), "--variant", variant], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        assert f"{variant} model" in done.stdout
