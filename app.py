@@ -94,8 +94,12 @@ class ResultFiles:
     def prune(self) -> None:
         cutoff = time.time() - GRADIO_CACHE[1]
         for path in self.folder.iterdir():
-            if path.stat().st_mtime < cutoff:
-                path.unlink(missing_ok=True)
+            try:
+                if path.stat().st_mtime < cutoff:
+                    path.unlink()
+            except FileNotFoundError:  # removed meanwhile by delete_cache or another request's prune
+                pass
+        self.photos = {key: path for key, path in self.photos.items() if path.is_file()}
 
     def pair(self, content, result) -> tuple[tuple[str, str], str]:
         """((before, after), after) for the before/after view and the download: the photo at the result's size."""
