@@ -10,12 +10,6 @@ def mean_std(feat: torch.Tensor, eps: float = 1e-5) -> tuple[torch.Tensor, torch
     return feat.float().mean(dim=(2, 3), keepdim=True).to(feat.dtype), (var + eps).sqrt().to(feat.dtype)
 
 
-def adain(content: torch.Tensor, style_mean: torch.Tensor, style_std: torch.Tensor) -> torch.Tensor:
-    """Give `content` the channel statistics of the style (Huang & Belongie)."""
-    c_mean, c_std = mean_std(content)
-    return (content - c_mean) / c_std * style_std + style_mean
-
-
 def gram(feat: torch.Tensor) -> torch.Tensor:
     """Gram matrix F F^T / M, in float32. feat: (B, N, H, W) -> (B, N, N), M = H * W.
 
@@ -26,13 +20,6 @@ def gram(feat: torch.Tensor) -> torch.Tensor:
     with torch.autocast(feat.device.type, enabled=False):  # sums of H*W products: bf16 is too coarse
         flat = feat.float().reshape(b, n, h * w)
         return flat @ flat.transpose(1, 2) / (h * w)
-
-
-def total_variation(image: torch.Tensor) -> torch.Tensor:
-    """Mean absolute difference between neighbouring pixels, down plus across; (B,) per example."""
-    dy = (image[:, :, 1:, :] - image[:, :, :-1, :]).abs().mean(dim=(1, 2, 3))
-    dx = (image[:, :, :, 1:] - image[:, :, :, :-1]).abs().mean(dim=(1, 2, 3))
-    return dx + dy
 
 
 def per_example_mse(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
