@@ -62,12 +62,19 @@ def test_distill_trains_saves_resumes_exactly_and_installs_beside_its_teacher(da
     student, _ = load_student(tiny_model_dir / STUDENT_DIR)  # --install put it beside its teacher
     assert isinstance(student, Student)
 
+    # --init-from starts from a student's weights: with a zero learning rate they come out unchanged
+    assert distill_mod.main(distill_args(data_dirs, tiny_model_dir, tmp_path / "continued", "--iters", "1", "--lr", "0",
+                                         "--init-from", str(out / STUDENT_DIR))) == 0
+    continued = load_file(str(tmp_path / "continued" / STUDENT_DIR / "student.safetensors"))
+    assert all(torch.equal(unbroken[k], continued[k]) for k in unbroken)
+
 
 def test_distill_help_explains_every_flag():
     done = subprocess.run([sys.executable, "-m", "train.distill", "--help"], capture_output=True, text=True, cwd=REPO)
     assert done.returncode == 0
     for flag in ("--content-dir", "--style-dir", "--teacher", "--out", "--holdout", "--size", "--style-size", "--batch-size",
-                 "--iters", "--lr", "--feature-weight", "--objective-weight", "--widths", "--blocks", "--code-dim",
+                 "--iters", "--lr", "--feature-weight", "--texture-weight", "--objective-weight", "--init-from", "--widths",
+                 "--blocks", "--code-dim",
                  "--film-hidden", "--seed", "--device", "--log-every", "--save-every", "--max-minutes", "--resume", "--install"):
         assert flag in done.stdout
 

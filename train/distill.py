@@ -5,9 +5,10 @@
     python -m train.distill ... --install                          # when done, put the student beside its teacher
 
 One loop: draw photo and painting crops, λ log-uniform in the teacher's trained ranges and a strength (mostly 1, some
-0, some in between) -> the teacher's picture (no gradient) -> the student's. The student matches it in pixels (L1)
-and in the teacher's VGG features, plus a small share of the teacher's own λ-weighted VGG objective (content, style,
-TV), so where it cannot copy it still optimises what the teacher was trained for. Every draw is a pure function of
+0, some in between) -> the teacher's picture (no gradient) -> the student's. The student matches it in pixels (L1), in
+the teacher's VGG features and in their Gram matrices (the texture, which pixel and feature matches alone average away
+into a colour grade), plus a small share of the teacher's own λ-weighted VGG objective (content, style, TV), so where
+it cannot copy it still optimises what the teacher was trained for. Every draw is a pure function of
 (seed, step, example), as in train.py, so --resume continues exactly. The student folder (OUT/fast/) records the
 SHA-256 of the teacher's generator.safetensors: the pipeline uses a student only beside the teacher it came from.
 Re-run unchanged on a new teacher.
@@ -27,7 +28,8 @@ import torch.nn.functional as F
 
 from stylize import losses
 from stylize.checkpoint import (
-    EMBEDDED_DIR, GENERATOR_FILE, STUDENT_DIR, CheckpointError, atomic_write, file_sha256, load_model_folder, save_student_folder,
+    EMBEDDED_DIR, GENERATOR_FILE, STUDENT_DIR, CheckpointError, atomic_write, file_sha256, load_model_folder, load_student,
+    save_student_folder,
 )
 from stylize.generator import LAMBDA_NAMES, Generator
 from stylize.pipeline import pick_device
@@ -51,11 +53,13 @@ class DistillConfig:
     iters: int = 3000
     lr: float = 2e-3
     feature_weight: float = 1.0
+    texture_weight: float = 2.0
     objective_weight: float = 0.1
     widths: tuple = (16, 32, 64)
     blocks: int = 3
     code_dim: int = 64
     film_hidden: int = 64
+    init_from: str = ""
     seed: int = 0
     device: str = "auto"
     log_every: int = 25
@@ -77,7 +81,10 @@ HELP = {
     "iters": "total steps (default %(default)s)",
     "lr": "Adam learning rate, cosine-decayed to 1/20 of it (default %(default)s)",
     "feature_weight": "weight of the teacher-VGG feature match beside the L1 pixel match (default %(default)s)",
+    "texture_weight": "weight of matching the Gram matrices of the teacher's picture: its texture wherever it lies, which "
+                      "pixel and feature matches alone average away (default %(default)s)",
     "objective_weight": "weight of the teacher's own λ-weighted content/style/TV objective (default %(default)s)",
+    "init_from": "start from this student folder's weights (e.g. a shorter run's OUT/fast), not from random ones",
     "widths": "student channels at 1/2, 1/4, 1/8 resolution (default 16 32 64)",
     "blocks": "FiLM residual blocks at 1/8 resolution (default %(default)s)",
     "code_dim": "size of the style code that modulates the decoder (default %(default)s)",
@@ -137,12 +144,14 @@ def distillation_loss(cfg: DistillConfig, teacher: Generator, normalisers: dict,
         teacher_feats, content_feats, style_feats = encoder(teacher_out), encoder(content), encoder(style)
     pixel = (student_out - teacher_out).abs().mean()
     feature = sum(F.mse_loss(s, t) for s, t in zip(student_feats, teacher_feats)) / len(student_feats)
+    texture = losses.style_loss(student_feats, losses.style_grams(teacher_feats)).mean()
     terms = {"content": losses.content_loss(student_feats, content_feats),
              "style": losses.style_loss(student_feats, losses.style_grams(style_feats)),
              "tv": losses.tv_loss(student_out)}
     objective = losses.weighted_objective(terms, lambdas, normalisers).mean()
-    loss = pixel + cfg.feature_weight * feature + cfg.objective_weight * objective
-    return loss, {"loss": loss.item(), "pixel": pixel.item(), "feature": feature.item(), "objective": objective.item()}
+    loss = pixel + cfg.feature_weight * feature + cfg.texture_weight * texture + cfg.objective_weight * objective
+    return loss, {"loss": loss.item(), "pixel": pixel.item(), "feature": feature.item(), "texture": texture.item(),
+                  "objective": objective.item()}
 
 
 def distill(cfg: DistillConfig) -> Path:
@@ -160,6 +169,10 @@ def distill(cfg: DistillConfig) -> Path:
     student = Student(widths=cfg.widths, blocks=cfg.blocks, code_dim=cfg.code_dim, film_hidden=cfg.film_hidden,
                       log_lambda_center=tuple(teacher.config["log_lambda_center"]),
                       log_lambda_halfwidth=tuple(teacher.config["log_lambda_halfwidth"])).to(device)
+    if cfg.init_from:
+        initial, _ = load_student(Path(cfg.init_from))
+        student.load_state_dict(initial.state_dict())
+        log.info("initialised from %s", cfg.init_from)
     optimiser = torch.optim.Adam(student.parameters(), lr=cfg.lr)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda s: 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(s / cfg.iters, 1))))
     step = 0
@@ -191,7 +204,7 @@ def distill(cfg: DistillConfig) -> Path:
     new_log = not (cfg.resume and log_path.exists())
     started = time.time()
     with log_path.open("w" if new_log else "a", newline="") as log_file:
-        writer = csv.DictWriter(log_file, ["step", "seconds", "loss", "pixel", "feature", "objective", "lr"])
+        writer = csv.DictWriter(log_file, ["step", "seconds", "loss", "pixel", "feature", "texture", "objective", "lr"])
         if new_log:
             writer.writeheader()
         while step < cfg.iters:
@@ -212,8 +225,8 @@ def distill(cfg: DistillConfig) -> Path:
                 writer.writerow({"step": step, "seconds": round(time.time() - started, 2), "lr": schedule.get_last_lr()[0],
                                  **{k: round(v, 6) for k, v in parts.items()}})
                 log_file.flush()
-                log.info("step %d  %.0f s  loss %.4f  pixel %.4f  feature %.4f  objective %.4f", step, time.time() - started,
-                         parts["loss"], parts["pixel"], parts["feature"], parts["objective"])
+                log.info("step %d  %.0f s  loss %.4f  pixel %.4f  feature %.4f  texture %.4f  objective %.4f", step,
+                         time.time() - started, parts["loss"], parts["pixel"], parts["feature"], parts["texture"], parts["objective"])
             if step % cfg.save_every == 0 or step == cfg.iters or out_of_time:
                 save()
             if out_of_time:
