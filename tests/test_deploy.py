@@ -27,7 +27,7 @@ def test_space_folder_holds_exactly_what_the_app_needs(space):
     package = {f"stylize/{p.name}" for p in (REPO / "stylize").glob("*.py")}
     examples = {str(p.relative_to(REPO)) for p in (REPO / "examples").rglob("*") if p.is_file()}
     weights = {f"weights/{n}" for n in ("config.json", "README.md", "generator.safetensors", "discriminator.safetensors",
-                                        "vgg16_imagenet.safetensors")}
+                                        "vgg16_imagenet.safetensors", "fast/config.json", "fast/student.safetensors")}
     assert files == {"app.py", "README.md", "requirements.txt", ".gitattributes"} | package | examples | weights
     assert sum((space / f).stat().st_size for f in files) < 30e6
 

@@ -36,7 +36,8 @@ def test_wheel_install_gives_the_stylize_command_with_embedded_weights_from_any_
                 cwd=elsewhere, PYTHONPATH=site).stdout.split()
     assert all(Path(p).is_relative_to(site) for p in where), where  # the installed copy, not the checkout
     assert sorted(p.name for p in Path(where[1]).iterdir()) == [
-        "README.md", "config.json", "discriminator.safetensors", "generator.safetensors", "vgg16_imagenet.safetensors"]
+        "README.md", "config.json", "discriminator.safetensors", "fast", "generator.safetensors", "vgg16_imagenet.safetensors"]
+    assert sorted(p.name for p in (Path(where[1]) / "fast").iterdir()) == ["config.json", "student.safetensors"]
 
     done = run([site / "bin" / "stylize", CONTENT, STYLE, "-o", "out.png", "--max-side", "128"], cwd=elsewhere, PYTHONPATH=site)
     assert "out.png" in done.stdout

@@ -133,3 +133,9 @@ def test_cli_variant_flag(model_with_student, tmp_path):
                                "--model", str(model_with_student), "--variant", variant], capture_output=True, text=True)
         assert done.returncode == 0, done.stderr
         assert f"{variant} model" in done.stdout
+
+
+def test_the_shipped_student_was_distilled_from_the_shipped_teacher():
+    _, config = load_student(EMBEDDED_DIR / STUDENT_DIR)
+    assert config["teacher_generator_sha256"] == file_sha256(EMBEDDED_DIR / GENERATOR_FILE), \
+        "weights/ holds a new teacher: re-run python -m train.distill ... --install"
