@@ -200,6 +200,19 @@ def spearman(x: list[float], y: list[float]) -> float:
 __all__ = ["held_out", "held_out_names", "validation_images", "encoded_pairs", "score", "DATA", "REPO", "gatys", "Peer", "Metrics", "load", "contact_sheet", "diagonal_pairs", "spearman", "to_tensor", "to_pil", "RESULTS"]
 
 
+@torch.no_grad()
+def encode_decode_flops(model, content: torch.Tensor, style: torch.Tensor, lambdas: torch.Tensor) -> tuple[int, int]:
+    """FLOPs of encode_content and of decode (the style encoded outside the count) of a generator or student."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    style_enc = model.encode_style(style)
+    with FlopCounterMode(display=False) as encode:
+        content_enc = model.encode_content(content)
+    with FlopCounterMode(display=False) as decode:
+        model.decode(content_enc, style_enc, lambdas)
+    return encode.get_total_flops(), decode.get_total_flops()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

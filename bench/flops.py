@@ -8,24 +8,10 @@ import json
 from pathlib import Path
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
-from common import RESULTS
+from common import RESULTS, encode_decode_flops
 
 from stylize.pipeline import Stylizer
-
-
-@torch.no_grad()
-def count(stylizer: Stylizer, side: int) -> tuple[int, int]:
-    G = stylizer.generator
-    content, style = torch.rand(1, 3, side, side), torch.rand(1, 3, 512, 512)
-    lambdas = stylizer.resolve_lambdas()
-    style_enc = G.encode_style(style)
-    with FlopCounterMode(display=False) as encode:
-        content_enc = G.encode_content(content)
-    with FlopCounterMode(display=False) as decode:
-        G.decode(content_enc, style_enc, lambdas)
-    return encode.get_total_flops(), decode.get_total_flops()
 
 
 def main() -> None:
@@ -36,7 +22,8 @@ def main() -> None:
     rate = gpu["matmul_tflops_fp16"] * 1e12
     rows = []
     for side in (512, 1024, 2048):
-        encode, decode = count(stylizer, side)
+        encode, decode = encode_decode_flops(stylizer.generator, torch.rand(1, 3, side, side), torch.rand(1, 3, 512, 512),
+                                             stylizer.resolve_lambdas())
         floor_ms = (encode + decode) / rate * 1e3
         row = {"side": side, "encode_gflop": encode / 1e9, "decode_gflop": decode / 1e9, "floor_ms_fp16": floor_ms}
         for measured in gpu["rows"]:  # eager, and each compile mode measured at this size

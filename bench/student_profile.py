@@ -10,9 +10,8 @@ from collections import defaultdict
 
 import torch
 from torch.profiler import ProfilerActivity, profile
-from torch.utils.flop_counter import FlopCounterMode
 
-from common import RESULTS
+from common import RESULTS, encode_decode_flops
 
 from stylize.pipeline import Stylizer
 
@@ -39,11 +38,8 @@ def main() -> None:
     content = torch.rand(1, 3, SIDE * 2 // 3, SIDE).contiguous(memory_format=torch.channels_last)
     style = torch.rand(1, 3, 512, 512).contiguous(memory_format=torch.channels_last)
     lambdas = stylizer.resolve_lambdas()
+    encode_flops, decode_flops = encode_decode_flops(student, content, style, lambdas)
     style_enc = student.encode_style(style)
-    with FlopCounterMode(display=False) as encode_flops:
-        content_enc = student.encode_content(content)
-    with FlopCounterMode(display=False) as decode_flops:
-        student.decode(content_enc, style_enc, lambdas)
     for _ in range(2):  # warm-up
         student.decode(student.encode_content(content), style_enc, lambdas)
     timings = {"encode": [], "decode": []}
@@ -73,10 +69,10 @@ def main() -> None:
     for hook in hooks:
         hook.remove()
     rate = matmul_gflops()
-    flops = encode_flops.get_total_flops() + decode_flops.get_total_flops()
+    flops = encode_flops + decode_flops
     result = {
         "side": f"{SIDE} x {SIDE * 2 // 3}", "threads": THREADS,
-        "encode_gflop": encode_flops.get_total_flops() / 1e9, "decode_gflop": decode_flops.get_total_flops() / 1e9,
+        "encode_gflop": encode_flops / 1e9, "decode_gflop": decode_flops / 1e9,
         "encode_s": seconds["encode"], "decode_s": seconds["decode"],
         "cpu_matmul_gflops_fp32": rate, "floor_s": flops / 1e9 / rate,
         "achieved_gflops": flops / 1e9 / (seconds["encode"] + seconds["decode"]),
