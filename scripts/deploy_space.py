@@ -18,6 +18,7 @@ import gradio
 from huggingface_hub import HfApi
 
 from stylize import SOURCE_URL
+from stylize.images import one_line
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = ["app.py", "stylize", "weights", "examples"]
@@ -99,8 +100,7 @@ def main(argv=None) -> int:
     try:
         url = deploy(args.space_id, folder, args.hardware, True if args.private else None)
     except Exception as err:  # noqa: BLE001 - network, auth and HTTP errors: one line, the folder stays for a retry
-        first_line = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
-        print(f"error: cannot deploy to Space {args.space_id} ({type(err).__name__}: {first_line}); "
+        print(f"error: cannot deploy to Space {args.space_id} ({type(err).__name__}: {one_line(err)}); "
               f"check the network and `hf auth login`; the folder is kept at {folder}", file=sys.stderr)
         return 1
     print(f"deployed: {url}")

@@ -15,6 +15,7 @@ from . import SOURCE_URL, __version__
 from .checkpoint import (
     CONFIG_FILE, DISCRIMINATOR_FILE, EMBEDDED_DIR, GENERATOR_FILE, STUDENT_DIR, STUDENT_FILE, VGG_FILE, CheckpointError,
 )
+from .images import one_line
 
 log = logging.getLogger("stylize.hub")
 
@@ -57,8 +58,7 @@ def resolve_model_folder(path_or_repo_id: str | Path | None = None, *, revision:
         why = "local_files_only is set" if local_files_only else "the Hub cannot be reached"
         raise CheckpointError(f"no cached copy of {repo_id} and {why}") from None
     except (HfHubHTTPError, OSError, ValueError) as err:
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise CheckpointError(f"cannot download {repo_id}: {reason[:200]}") from None
+        raise CheckpointError(f"cannot download {repo_id}: {one_line(err)}") from None
 
 
 def model_card(config: dict, repo_id: str, sample_image: str | None) -> str:
@@ -131,9 +131,8 @@ class HubError(RuntimeError):
     """The Hub repo cannot be created or reached; the message is one line."""
 
 
-def _one_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return f"{type(err).__name__}: {text[0][:200]}" if text else type(err).__name__
+def _named(err: BaseException) -> str:
+    return f"{type(err).__name__}: {one_line(err)}"
 
 
 class HubUploader:
@@ -149,7 +148,7 @@ class HubUploader:
         try:  # private=None: the Hub's default for this user or organisation
             self.api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
         except Exception as err:  # noqa: BLE001 - network, auth and HTTP errors all stop the run the same way
-            raise HubError(f"cannot create or reach Hub repo {repo_id} ({_one_line(err)}); check the network and "
+            raise HubError(f"cannot create or reach Hub repo {repo_id} ({_named(err)}); check the network and "
                            f"`hf auth login` (or HF_TOKEN), or leave out --push-to-hub") from None
         self.pending: list[Future] = []
 
@@ -169,7 +168,7 @@ class HubUploader:
         shutil.rmtree(snapshot, ignore_errors=True)
         if future.exception() is not None:
             log.error("Hub upload of step %d to %s failed (%s); the next save uploads again", step, self.repo_id,
-                      _one_line(future.exception()))
+                      _named(future.exception()))
 
     def wait(self) -> list[Exception]:
         """Blocks until every upload has finished; returns the failures (training never dies of one)."""

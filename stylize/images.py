@@ -51,11 +51,12 @@ def _open(stream, name: str) -> Image.Image:
     except MemoryError:
         raise ImageInputError(f"{name}: not enough memory to decode this image") from None
     except Exception as err:  # noqa: BLE001 - decoders raise anything (OSError, SyntaxError, RuntimeError, struct.error...)
-        raise ImageInputError(f"{name}: broken or truncated image file ({_one_line(err)})") from None
+        raise ImageInputError(f"{name}: broken or truncated image file ({one_line(err)})") from None
     return image
 
 
-def _one_line(err: Exception) -> str:
+def one_line(err: BaseException) -> str:
+    """An exception's message on one line of at most 200 characters (its class name where it has none)."""
     text = " ".join(str(err).split()) or err.__class__.__name__
     return text if len(text) <= 200 else text[:197] + "..."
 
