@@ -7,7 +7,7 @@ import torch
 from PIL import Image
 
 from stylize import losses
-from stylize.images import fit_size, to_tensor
+from stylize.images import fit_size, to_pil, to_tensor
 from stylize.pipeline import Stylizer
 
 from .conftest import REPO
@@ -58,3 +58,29 @@ def test_default_critic_knows_which_painting_a_patch_belongs_to(default):
         scores = torch.tensor([[sum(l.mean() for l in default.critic(to_tensor(p), code)).item() for code in codes]
                                for p in paintings])
     assert (scores.argmax(dim=1) == torch.arange(len(paintings))).all(), scores
+
+
+def test_embedded_models_paint_exactly_the_recorded_reference():
+    """Refactors leave the shipped models' outputs bit-identical; a new model re-records tests/reference/ with it
+    (python -m scripts.record_reference_outputs)."""
+    from scripts.record_reference_outputs import REFERENCE_DIR, reference_outputs
+
+    for name, output in reference_outputs().items():
+        assert np.array_equal(np.asarray(to_pil(output)), np.asarray(Image.open(REFERENCE_DIR / f"{name}.png"))), name
+
+
+def test_a_model_folder_written_before_the_lambda_contract_loads_and_paints_the_same(tmp_path):
+    """config.json as written before issue 21 (λ normalisation in the generator section, an encoder block, stages)."""
+    import shutil
+
+    from scripts.record_reference_outputs import REFERENCE_DIR
+
+    folder = tmp_path / "old"
+    shutil.copytree(REPO / "weights", folder)
+    shutil.copy(REFERENCE_DIR / "config_written_before_issue_21.json", folder / "config.json")
+    shutil.copy(REFERENCE_DIR / "fast_config_written_before_issue_21.json", folder / "fast" / "config.json")
+    content = Image.open(CONTENT).convert("RGB").resize((128, 128))
+    for variant in ("quality", "fast"):
+        old, new = (Stylizer.from_pretrained(path, device="cpu", variant=variant) for path in (folder, None))
+        assert old.variant == variant
+        assert np.array_equal(np.asarray(old(content, STYLE, max_side=128)), np.asarray(new(content, STYLE, max_side=128)))
