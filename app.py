@@ -20,7 +20,7 @@ import gradio as gr
 from gradio.utils import get_upload_folder
 
 from stylize.checkpoint import CheckpointError
-from stylize.generator import LAMBDA_NAMES
+from stylize.lambda_spec import LAMBDA_NAMES
 from stylize.images import ImageInputError, fit_size, load_image
 from stylize.pipeline import MAX_SIDE, Stylizer
 

@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parents[1]
 from stylize import losses
 from stylize.encoder import VGGEncoder
 from stylize.functional import mean_std, pad_to_multiple
-from stylize.images import fit_size, load_image, to_pil, to_tensor
+from stylize.images import fit_size, load_image, read_name_list, to_pil, to_tensor
 
 DATA = REPO.parent / "shared" / "data"
 RESULTS = REPO / "bench" / "results"
@@ -26,13 +26,7 @@ RESULTS = REPO / "bench" / "results"
 
 def held_out_names(kind: str) -> list[str]:
     """File names of `kind` (content | style) in bench/holdout.txt, never trained on, sorted by name (= by source)."""
-    names, section = [], None
-    for line in (REPO / "bench" / "holdout.txt").read_text().splitlines():
-        if line.startswith("# "):
-            section = line[2:].strip()
-        elif line.strip() and section == kind:
-            names.append(line.strip())
-    return names
+    return read_name_list(REPO / "bench" / "holdout.txt", section=kind)
 
 
 def held_out(kind: str, count: int, offset: float = 0.0) -> list[Path]:
@@ -70,7 +64,7 @@ def score(stylizer, metrics: "Metrics", pairs, weights: dict, probe=None) -> tup
 
 
 def gatys(content: torch.Tensor, style: torch.Tensor, encoder: VGGEncoder, lambdas: torch.Tensor,
-          normalisers: dict, steps: int) -> torch.Tensor:
+          normalizers: dict, steps: int) -> torch.Tensor:
     """Image optimisation (Gatys et al.) with our content, style and TV losses and weights, from the photo.
 
     L-BFGS needs the strong-Wolfe line search with these feature scales (without it, it diverges).
@@ -83,10 +77,8 @@ def gatys(content: torch.Tensor, style: torch.Tensor, encoder: VGGEncoder, lambd
 
     def closure():
         optimiser.zero_grad()
-        feats = encoder(image)
-        terms = {"content": losses.content_loss(feats, content_feats), "style": losses.style_loss(feats, style_grams),
-                 "tv": losses.tv_loss(image)}
-        loss = losses.weighted_objective(terms, lambdas, normalisers).sum()
+        terms = losses.generator_terms(image, encoder(image), content_feats, style_grams)
+        loss = losses.weighted_objective(terms, lambdas, normalizers).sum()
         loss.backward()
         return loss
 

@@ -3,7 +3,7 @@ that bench/quality.py does not use (halfway between its picks), so the quality t
 saw. Not run by pytest.
 
     python bench/defaults_scan.py --model weights                       # -> bench/results/defaults_scan.{json,md,png}
-    python bench/defaults_scan.py --model runs/x/model --write          # also stores the choice in its config.json
+    python bench/defaults_scan.py --model runs/x/model --write          # also stores the chosen defaults in its config.json
     python bench/defaults_scan.py --model weights --adv 0.001 0.1 1 --content 1 --style 3   # any grid of any λ
 
 Each point of the grid (every combination of the values given; the other weights at the model's defaults) is scored
@@ -23,7 +23,7 @@ import torch
 from artprobe import ArtProbe
 from common import RESULTS, Metrics, Peer, contact_sheet, diagonal_pairs, encoded_pairs, score, to_pil, to_tensor, validation_images
 
-from stylize.generator import LAMBDA_NAMES
+from stylize.lambda_spec import LAMBDA_NAMES
 from stylize.pipeline import Stylizer
 
 SHEET_PAIRS = 6  # validation pairs shown on the sheet (the scores use all)
@@ -95,10 +95,8 @@ def main() -> None:
         config_path = Path(args.model) / "config.json"
         config = json.loads(config_path.read_text())
         config["lambdas"]["defaults"].update({n: chosen[n] for n in axes})
-        config["lambdas"]["defaults_chosen_by"] = (f"bench/defaults_scan.py on validation pairs: highest P(painting) with content "
-                                                   f"relu4_1 <= {max_content:.4f}, {bound} (results/{args.out}.json)")
         config_path.write_text(json.dumps(config, indent=2) + "\n")
-        print("wrote", config_path)
+        print(f"wrote {config_path}; say how they were chosen (results/{args.out}.json) in the model's README.md")
 
 
 if __name__ == "__main__":

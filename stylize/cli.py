@@ -6,7 +6,7 @@ import time
 import warnings
 from pathlib import Path
 
-from .generator import LAMBDA_NAMES
+from .lambda_spec import LAMBDA_NAMES
 
 # argparse reads "-inf", "-nan" or "-1e3" after a flag as another flag; such values are joined to their flag
 SIGNED_NUMBER = re.compile(r"^-(inf(inity)?|nan|\d+(\.\d*)?(e[-+]?\d+)?|\.\d+(e[-+]?\d+)?)$", re.IGNORECASE)

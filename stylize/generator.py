@@ -1,5 +1,4 @@
 """G(content, style, lambdas, strength): VGG features -> AdaIN + attention fusion -> FiLM-conditioned decoder."""
-import math
 from dataclasses import dataclass
 
 import torch
@@ -8,8 +7,8 @@ import torch.nn.functional as F
 
 from .encoder import DOWNSAMPLE, TAP_CHANNELS, TAPS, VGGEncoder, VggFeatures
 from .functional import mean_std, pad_to_multiple
+from .lambda_spec import LAMBDA_NAMES, TRAINING_RANGES, log_normalization
 
-LAMBDA_NAMES = ("content", "style", "tv", "adv", "cycle")
 DECODER_TAPS = (2, 1, 0)  # the tap at the resolution each decoder level upsamples to
 ATTENTION_QUERY_CHUNK = 4096  # bounds attention memory at high resolution
 
@@ -25,6 +24,18 @@ class ContentEncoding:
 class StyleEncoding:
     stats: list[tuple[torch.Tensor, torch.Tensor]]  # per tap: mean, std, each (B, C, 1, 1)
     relu4_1: torch.Tensor  # (B, 512, h, w): keys and values of the attention
+
+
+def register_log_lambda_normalization(module: nn.Module, lambda_ranges: dict) -> None:
+    """Buffers saved with the weights, so a model keeps the normalization it was trained with."""
+    center, halfwidth = log_normalization(lambda_ranges)
+    module.register_buffer("log_lambda_center", torch.tensor(center, dtype=torch.float32))
+    module.register_buffer("log_lambda_halfwidth", torch.tensor(halfwidth, dtype=torch.float32))
+
+
+def normalized_log_lambdas(module: nn.Module, lambdas: torch.Tensor) -> torch.Tensor:
+    """(B, 5) positive λ -> (B, 5) log λ placed at about [-1, 1] by the module's trained ranges."""
+    return (lambdas.float().clamp_min(1e-8).log() - module.log_lambda_center) / module.log_lambda_halfwidth
 
 
 def conv3x3(cin: int, cout: int) -> nn.Sequential:
@@ -78,9 +89,8 @@ def _instance_normalise(feat: torch.Tensor) -> torch.Tensor:
 class Generator(nn.Module):
     """Arbitrary-style generator conditioned on the five loss weights.
 
-    Keyword arguments are the architecture and are saved to config.json.
-    log_lambda_center / log_lambda_halfwidth map the trained lambda ranges to about [-1, 1]
-    before the FiLM MLP, so each slider spans the same input range.
+    Keyword arguments but lambda_ranges are the architecture and are saved to config.json's "generator".
+    lambda_ranges: the trained ranges (config.json's "lambdas"), which place log λ at about [-1, 1] before the FiLM MLP.
     skip_taps: the shallower taps whose stylised features also enter the decoder (relu4_1 always does).
     Shallow skips converge fast but hand the decoder the photo's fine structure to copy; decoding from
     relu3_1 and deeper (AdaIN, SANet, AdaAttN) leaves the strokes to the decoder.
@@ -96,8 +106,7 @@ class Generator(nn.Module):
         attention_value_dim: int = 256,
         film_hidden: int = 128,
         skip_taps: tuple[str, ...] = TAPS[:3],
-        log_lambda_center: tuple[float, ...] = (0.0,) * len(LAMBDA_NAMES),
-        log_lambda_halfwidth: tuple[float, ...] = (1.0,) * len(LAMBDA_NAMES),
+        lambda_ranges: dict[str, tuple[float, float]] = TRAINING_RANGES,
     ):
         super().__init__()
         assert len(widths) == 4 and len(blocks) == 3, "widths per level 4..1, residual blocks per level 4..2"
@@ -107,10 +116,8 @@ class Generator(nn.Module):
         self.config = dict(
             widths=list(widths), blocks=list(blocks), attention_key_dim=attention_key_dim,
             attention_value_dim=attention_value_dim, film_hidden=film_hidden, skip_taps=list(skip_taps),
-            log_lambda_center=list(log_lambda_center), log_lambda_halfwidth=list(log_lambda_halfwidth),
         )
-        self.register_buffer("log_lambda_center", torch.tensor(log_lambda_center, dtype=torch.float32))
-        self.register_buffer("log_lambda_halfwidth", torch.tensor(log_lambda_halfwidth, dtype=torch.float32))
+        register_log_lambda_normalization(self, lambda_ranges)
         self.attention = StyleAttention(TAP_CHANNELS[3], attention_key_dim, attention_value_dim)
 
         self.entry = nn.Conv2d(TAP_CHANNELS[3], widths[0], 1)
@@ -150,7 +157,7 @@ class Generator(nn.Module):
     def film_parameters(self, lambdas: torch.Tensor) -> list[torch.Tensor]:
         """lambdas (B, 5), positive -> one (B, 2C) tensor per FiLM block."""
         assert lambdas.dim() == 2 and lambdas.shape[1] == len(LAMBDA_NAMES), f"lambdas must be (B, {len(LAMBDA_NAMES)})"
-        z = (lambdas.float().clamp_min(1e-8).log() - self.log_lambda_center) / self.log_lambda_halfwidth
+        z = normalized_log_lambdas(self, lambdas)
         z = z.to(self.film_mlp[0].weight.dtype)
         return list((0.1 * self.film_mlp(z)).split(self.film_sizes, dim=1))
 
@@ -203,10 +210,7 @@ class Generator(nn.Module):
         self.load_state_dict(state, strict=False)
 
 
-def log_lambda_normalisation(ranges: dict[str, tuple[float, float]]) -> dict[str, tuple[float, ...]]:
-    """Generator kwargs mapping each trained range [lo, hi] (log scale) to [-1, 1]."""
-    logs = [(math.log(ranges[n][0]), math.log(ranges[n][1])) for n in LAMBDA_NAMES]
-    return dict(
-        log_lambda_center=tuple((lo + hi) / 2 for lo, hi in logs),
-        log_lambda_halfwidth=tuple(max((hi - lo) / 2, 1e-3) for lo, hi in logs),
-    )
+def cycle(decode, stylized: ContentEncoding, content: ContentEncoding, lambdas: torch.Tensor) -> torch.Tensor:
+    """G(G(c, s), c), CAST's cycle: the stylization decoded back with its photo as the style, through `decode` (a
+    generator's decode, or the compiled version training runs)."""
+    return decode(stylized, Generator.style_encoding_from_feats(content.feats), lambdas)

@@ -64,10 +64,11 @@ def resolve_model_folder(path_or_repo_id: str | Path | None = None, *, revision:
 def model_card(config: dict, repo_id: str, sample_image: str | None) -> str:
     lam = config["lambdas"]
     training = config.get("training", {})
+    stages = training.get("stages") or [{}]
     rows = "\n".join(
         f"| {n} | {lam['defaults'][n]:g} | {lam['ranges'][n][0]:g} – {lam['ranges'][n][1]:g} |" for n in lam["names"]
     )
-    data = training.get("data", {})
+    data = stages[-1].get("data", {})
     sample = f"\n![samples]({sample_image})\n" if sample_image else ""
     return f"""---
 library_name: stylize
@@ -108,9 +109,9 @@ Sampled log-uniformly per example during training; values outside the trained ra
 {sample}
 ## Training
 
-- steps: {training.get("step", "?")}, crop {training.get("size", "?")} px, batch {training.get("batch_size", "?")}
-- content images: {_data_line(data.get("content"))}
-- style images: {_data_line(data.get("style"))}
+- steps: {training.get("step", "?")} in {len(stages)} stage(s); the last: {_stage_line(stages[-1])}
+- content images (last stage): {_data_line(data.get("content"))}
+- style images (last stage): {_data_line(data.get("style"))}
 - encoder: VGG16 (ImageNet, Caffe weights) blocks 1–4, frozen
 
 ## Licences
@@ -119,6 +120,12 @@ The generator and critic: MIT. `vgg16_imagenet.safetensors` holds the VGG16 Imag
 "Very Deep Convolutional Networks for Large-Scale Image Recognition" (ICLR 2015), released under CC BY 4.0
 (https://www.robots.ox.ac.uk/~vgg/research/very_deep/); converted as described in the code's `weights/README.md`.
 """
+
+
+def _stage_line(stage: dict) -> str:
+    return (f"{stage.get('steps', '?')} steps, crop {stage.get('size', '?')} px (paintings {stage.get('style_size', '?')} px), "
+            f"batch {stage.get('batch_size', '?')} x {stage.get('processes', 1)} process(es), {stage.get('device', '?')}, "
+            f"{stage.get('minutes', '?')} min")
 
 
 def _data_line(description: dict | None) -> str:

@@ -117,3 +117,15 @@ def to_pil(tensor: torch.Tensor) -> Image.Image:
     """(1, 3, H, W) or (3, H, W) in [0, 1] -> RGB PIL."""
     array = tensor.detach().float().clamp(0, 1).squeeze(0).permute(1, 2, 0).mul(255).round().byte().cpu().numpy()
     return Image.fromarray(array, "RGB")
+
+
+def read_name_list(path: Path, section: str | None = None) -> list[str]:
+    """One file name per line; '#' starts a comment line. With `section`, only the names under the line '# <section>'
+    (bench/holdout.txt's '# content' and '# style')."""
+    names, current = [], None
+    for line in Path(path).read_text().splitlines():
+        if line.startswith("#"):
+            current = line[1:].strip()
+        elif line.strip() and (section is None or current == section):
+            names.append(line.strip())
+    return names

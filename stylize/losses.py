@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from .encoder import VggFeatures
 from .functional import gram, per_example_mse
-from .generator import LAMBDA_NAMES
+from .lambda_spec import LAMBDA_NAMES
 
 CONTENT_TAPS = ("relu3_1", "relu4_1")
 
@@ -59,7 +59,26 @@ def discriminator_hinge_loss(real_logits: list[torch.Tensor], *fake_groups: list
     return real + (fake * weight).sum() / weight.sum().clamp_min(1)
 
 
-def weighted_objective(terms: dict[str, torch.Tensor], lambdas: torch.Tensor, normalisers: dict[str, float]) -> torch.Tensor:
+def generator_terms(image: torch.Tensor, image_feats: VggFeatures, content_feats: VggFeatures, style_grams: list[torch.Tensor],
+                    *, content: torch.Tensor | None = None, cycled: torch.Tensor | None = None,
+                    fake_logits: list[torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+    """G's per-example terms for `image`, a stylization of a photo (VGG features content_feats) toward a painting (its
+    Gram matrices): content, style and TV always; cycle where `cycled` (generator.cycle of the image) and the photo
+    `content` are given; adversarial where the critic's `fake_logits` for the image are. Training, refine and the
+    benchmarks' image optimization all take their terms from here."""
+    terms = {
+        "content": content_loss(image_feats, content_feats),
+        "style": style_loss(image_feats, style_grams),
+        "tv": tv_loss(image),
+    }
+    if cycled is not None:
+        terms["cycle"] = cycle_loss(cycled, content)
+    if fake_logits is not None:
+        terms["adv"] = generator_adversarial_loss(fake_logits)
+    return terms
+
+
+def weighted_objective(terms: dict[str, torch.Tensor], lambdas: torch.Tensor, normalizers: dict[str, float]) -> torch.Tensor:
     """sum_k lambda_k * L_k / n_k per example, divided by sum_k lambda_k.
 
     n_k (a running average of |L_k| recorded at training time) puts every term on a scale near 1,
@@ -69,6 +88,6 @@ def weighted_objective(terms: dict[str, torch.Tensor], lambdas: torch.Tensor, no
     total = 0.0
     for i, name in enumerate(LAMBDA_NAMES):
         if name in terms:
-            total = total + lambdas[:, i] * terms[name] / normalisers[name]
+            total = total + lambdas[:, i] * terms[name] / normalizers[name]
     used = [i for i, n in enumerate(LAMBDA_NAMES) if n in terms]
     return total / lambdas[:, used].sum(dim=1)

@@ -8,7 +8,6 @@ Example:
 import copy
 import dataclasses
 import hashlib
-import math
 import warnings
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -23,8 +22,9 @@ from .checkpoint import (
 )
 from .discriminator import MultiScaleDiscriminator, style_code
 from .functional import rgb_to_yuv, yuv_to_rgb
-from .generator import LAMBDA_NAMES, Generator, StyleEncoding
+from .generator import Generator, StyleEncoding, cycle
 from .hub import resolve_model_folder
+from .lambda_spec import LAMBDA_NAMES, LambdaSpec
 from .images import MIN_SIDE, fit_size, load_image, to_pil, to_tensor
 from .student import Student
 
@@ -112,14 +112,19 @@ class Stylizer:
         self._critic_folder = None if discriminator is not None else model_folder
         self.config = config
         self.style_max_side = config.get("style_max_side", 512)
-        lam = config["lambdas"]
-        self.lambda_defaults = {n: float(lam["defaults"][n]) for n in LAMBDA_NAMES}
-        self.lambda_ranges = {n: tuple(map(float, lam["ranges"][n])) for n in LAMBDA_NAMES}
-        self.normalisers = {n: float(lam["normalisers"][n]) for n in LAMBDA_NAMES}
+        self.lambda_spec = LambdaSpec.from_config(config["lambdas"])
         self.cache = EncodingCache(cache_bytes)
         self.encoder_calls = 0  # content + style encodings actually computed (cache misses)
         self._refine_generator: Generator | None = None
         self.variant = self.checked_variant(variant)
+
+    @property
+    def lambda_defaults(self) -> dict[str, float]:
+        return self.lambda_spec.defaults
+
+    @property
+    def lambda_ranges(self) -> dict[str, tuple[float, float]]:
+        return self.lambda_spec.ranges
 
     @property
     def variants(self) -> tuple[str, ...]:
@@ -171,25 +176,8 @@ class Stylizer:
 
     # --- lambdas ---------------------------------------------------------------------------
     def resolve_lambdas(self, lambdas: dict[str, float] | None = None) -> torch.Tensor:
-        """Checkpoint defaults overridden by `lambdas`; out-of-range values clamped with a warning. -> (1, 5)."""
-        values = dict(self.lambda_defaults)
-        unknown = set(lambdas or {}) - set(LAMBDA_NAMES)
-        if unknown:
-            raise ValueError(f"unknown lambda(s) {sorted(unknown)}; expected some of {list(LAMBDA_NAMES)}")
-        for name, value in (lambdas or {}).items():
-            lo, hi = self.lambda_ranges[name]
-            try:
-                value = float(value)
-            except (TypeError, ValueError):
-                raise ValueError(f"lambda_{name} must be a number, got {value!r}") from None
-            if not math.isfinite(value):
-                raise ValueError(f"lambda_{name} must be a finite number, got {value}")
-            if not lo <= value <= hi:
-                clamped = min(max(value, lo), hi)
-                warnings.warn(f"lambda_{name}={value:g} is outside the trained range [{lo:g}, {hi:g}]; using {clamped:g}", stacklevel=3)
-                value = clamped
-            values[name] = value
-        return torch.tensor([[values[n] for n in LAMBDA_NAMES]], device=self.device)
+        """The checkpoint's defaults overridden by `lambdas`; out-of-range values clamped with a warning. -> (1, 5)."""
+        return torch.tensor([self.lambda_spec.resolve(lambdas)], device=self.device)
 
     # --- cached encodings ------------------------------------------------------------------
     @staticmethod
@@ -294,33 +282,27 @@ class Stylizer:
         style_image already fitted to style_max_side, as stylize_steps passes it."""
         gen = torch.Generator(device="cpu").manual_seed(0 if seed is None else seed)
         generator = self._fp32_generator()
-        encoder = generator.encoder
         with torch.no_grad():
             content = to_tensor(content_image).to(self.device)
-            content_feats = encoder(content)
-            style_feats = encoder(to_tensor(style_image).to(self.device))
+            content_enc = generator.encode_content(content)
+            style_feats = generator.encoder(to_tensor(style_image).to(self.device))
             style_grams = losses.style_grams(style_feats)
             style_enc = Generator.style_encoding_from_feats(style_feats)
-        # a little noise lets the optimiser leave the generator's exact output
+        # a little noise lets the optimizer leave the generator's exact output
         noise = torch.randn(start.shape, generator=gen).to(self.device) * 0.01
         image = (start.float() + noise).clamp(0, 1).requires_grad_(True)
-        optimiser = torch.optim.Adam([image], lr=lr)
-        content_enc_as_style = Generator.style_encoding_from_feats(content_feats)
+        optimizer = torch.optim.Adam([image], lr=lr)
         for _ in range(steps):
             with torch.enable_grad():
-                feats = encoder(image)
-                terms = {
-                    "content": losses.content_loss(feats, content_feats),
-                    "style": losses.style_loss(feats, style_grams),
-                    "tv": losses.tv_loss(image),
-                    "cycle": losses.cycle_loss(generator.decode(generator.encode_content(image), content_enc_as_style, lambdas), content),
-                }
-                if self.discriminator is not None:
-                    terms["adv"] = losses.generator_adversarial_loss(self.critic(image, style_enc))
-                loss = losses.weighted_objective(terms, lambdas, self.normalisers).sum()
+                image_enc = generator.encode_content(image)
+                terms = losses.generator_terms(
+                    image, image_enc.feats, content_enc.feats, style_grams, content=content,
+                    cycled=cycle(generator.decode, image_enc, content_enc, lambdas),
+                    fake_logits=self.critic(image, style_enc) if self.discriminator is not None else None)
+                loss = losses.weighted_objective(terms, lambdas, self.lambda_spec.normalizers).sum()
                 # the image's gradient only: the generator's and critic's weights collect none
                 (image.grad,) = torch.autograd.grad(loss, image)
-            optimiser.step()
+            optimizer.step()
             with torch.no_grad():
                 image.clamp_(0, 1)
             yield image.detach().clone()

@@ -10,7 +10,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .functional import mean_std, pad_to_multiple
-from .generator import LAMBDA_NAMES, FiLMResBlock, conv3x3
+from .generator import FiLMResBlock, conv3x3, normalized_log_lambdas, register_log_lambda_normalization
+from .lambda_spec import LAMBDA_NAMES, TRAINING_RANGES
 
 DOWNSAMPLE = 8
 
@@ -47,7 +48,8 @@ class TinyEncoder(nn.Module):
 
 
 class Student(nn.Module):
-    """Keyword arguments are the architecture and are saved to the student's config.json."""
+    """Keyword arguments but lambda_ranges are the architecture and are saved to the student's config.json; lambda_ranges
+    are its teacher's (the teacher's config.json)."""
 
     def __init__(
         self,
@@ -56,14 +58,11 @@ class Student(nn.Module):
         blocks: int = 3,
         code_dim: int = 64,
         film_hidden: int = 64,
-        log_lambda_center: tuple[float, ...] = (0.0,) * len(LAMBDA_NAMES),
-        log_lambda_halfwidth: tuple[float, ...] = (1.0,) * len(LAMBDA_NAMES),
+        lambda_ranges: dict[str, tuple[float, float]] = TRAINING_RANGES,
     ):
         super().__init__()
-        self.config = dict(widths=list(widths), blocks=blocks, code_dim=code_dim, film_hidden=film_hidden,
-                           log_lambda_center=list(log_lambda_center), log_lambda_halfwidth=list(log_lambda_halfwidth))
-        self.register_buffer("log_lambda_center", torch.tensor(log_lambda_center, dtype=torch.float32))
-        self.register_buffer("log_lambda_halfwidth", torch.tensor(log_lambda_halfwidth, dtype=torch.float32))
+        self.config = dict(widths=list(widths), blocks=blocks, code_dim=code_dim, film_hidden=film_hidden)
+        register_log_lambda_normalization(self, lambda_ranges)
         w0, w1, w2 = widths
         self.content_encoder = TinyEncoder(widths)
         self.style_encoder = TinyEncoder(widths)
@@ -98,7 +97,7 @@ class Student(nn.Module):
         half, quarter, eighth = content.feats
         batch = eighth.shape[0]
         alpha = torch.as_tensor(strength, dtype=eighth.dtype, device=eighth.device).expand(batch).view(-1, 1, 1, 1)
-        z = (lambdas.float().clamp_min(1e-8).log() - self.log_lambda_center) / self.log_lambda_halfwidth
+        z = normalized_log_lambdas(self, lambdas)
         condition = torch.cat([z.to(style.code.dtype), alpha.view(-1, 1), style.code.expand(batch, -1)], dim=1)
         films = iter((0.1 * self.film_mlp(condition)).split(self.film_sizes, dim=1))
 

@@ -6,6 +6,7 @@ import torch
 from stylize.discriminator import MultiScaleDiscriminator
 from stylize.encoder import VGGEncoder
 from stylize.generator import Generator
+from stylize.lambda_spec import LAMBDA_NAMES, LambdaSpec
 
 REPO = Path(__file__).resolve().parents[1]
 VGG_PATH = REPO / "weights" / "vgg16_imagenet.safetensors"
@@ -29,18 +30,8 @@ def tiny_discriminator() -> MultiScaleDiscriminator:
 
 
 def tiny_model_config() -> dict:
-    from train.train import LAMBDA_DEFAULTS, LAMBDA_NAMES, LAMBDA_RANGES
-
-    return {
-        "format": "stylize",
-        "lambdas": {
-            "names": list(LAMBDA_NAMES),
-            "defaults": dict(LAMBDA_DEFAULTS),
-            "ranges": {k: list(v) for k, v in LAMBDA_RANGES.items()},
-            "normalisers": {n: 1.0 for n in LAMBDA_NAMES},
-        },
-        "style_max_side": 128,
-    }
+    spec = LambdaSpec.for_training().with_normalizers({n: 1.0 for n in LAMBDA_NAMES})
+    return {"format": "stylize", "lambdas": spec.to_config(), "style_max_side": 128}
 
 
 @pytest.fixture

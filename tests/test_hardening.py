@@ -205,8 +205,8 @@ def test_numpy_arrays_float_in_0_1_or_uint8_are_accepted_others_explained(styliz
 # --- 4. broken checkpoints and resume states --------------------------------------------------
 @pytest.mark.parametrize("edit,words", [
     (lambda c: c["lambdas"].pop("defaults"), "lambdas.defaults"),
-    (lambda c: c["lambdas"].pop("normalisers"), "lambdas.normalisers"),
-    (lambda c: c["lambdas"]["normalisers"].pop("tv"), "lacks tv"),
+    (lambda c: c["lambdas"].pop("normalizers"), "lambdas.normalizers"),
+    (lambda c: c["lambdas"]["normalizers"].pop("tv"), "lacks tv"),
     (lambda c: c["lambdas"]["ranges"].update(style=[3, 1]), "lambdas.ranges.style"),
     (lambda c: c["generator"].update(wings=2), "unknown generator setting(s) wings"),
     (lambda c: c["generator"].update(widths=[1]), "generator settings unusable"),
@@ -278,8 +278,9 @@ def test_no_absolute_path_in_published_files(data_dirs, tmp_path, monkeypatch): 
         for secret in (str(tmp_path), str(REPO), str(data_dirs[0].parent)):
             assert secret.encode() not in data, (name, secret)
     config = json.loads(published["config.json"])
-    assert config["training"]["data"]["style"]["folder"] == "style" and config["training"]["data"]["style"]["images"] == 4
-    assert config["training"]["initialised_from"] == "model"
+    stage = config["training"]["stages"][-1]
+    assert stage["data"]["style"]["folder"] == "style" and stage["data"]["style"]["images"] == 4
+    assert stage["initialized_from"] == "model" and len(config["training"]["stages"]) == 2  # the first run's, then this
     assert "4 from a folder named `content`" in published["README.md"].decode()
 
 

@@ -162,3 +162,25 @@ def test_weighted_objective_uses_each_examples_lambdas():
     lambdas = torch.tensor([[1.0, 0.0, 0, 0, 0], [0.0, 1.0, 0, 0, 0]]) + 1e-9
     out = losses.weighted_objective(terms, lambdas, {"content": 1.0, "style": 4.0})
     assert torch.allclose(out, torch.tensor([1.0, 0.5]), atol=1e-6)
+
+
+def test_lambda_spec_is_the_one_contract_of_config_json():
+    from stylize.lambda_spec import LAMBDA_NAMES, TRAINING_RANGES, LambdaSpec, log_normalization
+
+    spec = LambdaSpec.for_training().with_normalizers({n: 2.0 for n in LAMBDA_NAMES})
+    assert LambdaSpec.from_config(spec.to_config()) == spec
+    legacy = {**spec.to_config(), "normalisers": spec.to_config()["normalizers"]}
+    del legacy["normalizers"]
+    assert LambdaSpec.from_config(legacy) == spec  # config.json written before the spelling was settled
+    with pytest.raises(ValueError, match="must lie in its range"):
+        LambdaSpec.for_training({"style": 100.0})
+    values = iter([0.0, 1.0, 0.5, 0.25, 0.999])
+    drawn = spec.sample(lambda: next(values))
+    assert drawn[0] == pytest.approx(TRAINING_RANGES["content"][0]) and drawn[1] == pytest.approx(TRAINING_RANGES["style"][1])
+    assert all(lo <= v <= hi for v, (lo, hi) in zip(drawn, (TRAINING_RANGES[n] for n in LAMBDA_NAMES)))
+    with pytest.warns(UserWarning, match="outside the trained range"):
+        assert spec.resolve({"tv": 5.0})[2] == TRAINING_RANGES["tv"][1]
+    center, halfwidth = log_normalization(TRAINING_RANGES)  # the generator maps each range's ends to -1 and 1
+    ends = torch.tensor([[r[i] for r in (TRAINING_RANGES[n] for n in LAMBDA_NAMES)] for i in (0, 1)])
+    z = (ends.log() - torch.tensor(center)) / torch.tensor(halfwidth)
+    assert torch.allclose(z, torch.tensor([[-1.0] * 5, [1.0] * 5]), atol=1e-6)

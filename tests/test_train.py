@@ -100,7 +100,7 @@ def test_deep_decoder_with_smaller_painting_crops_trains_and_loads(data_dirs, tm
                                    "--d-style-condition")) == 0
     stylizer = Stylizer.from_pretrained(out / "model", device="cpu")
     assert stylizer.generator.config["skip_taps"] == ["relu3_1"] and set(stylizer.generator.merge_skip) == {"0"}
-    assert stylizer.config["training"]["style_size"] == 48
+    assert stylizer.config["training"]["stages"][-1]["style_size"] == 48
     assert stylizer(Image.new("RGB", (70, 66), "red"), Image.new("RGB", (50, 40), "blue")).size == (70, 66)
 
 
@@ -267,3 +267,13 @@ def test_time_budget_saves_and_stops_then_the_same_command_resumes_to_the_end(da
     assert [line.split(",")[0] for line in (out / "log.csv").read_text().splitlines()[1:]] == ["1"]
     assert train_mod.main(args_for(data_dirs, out, "--iters", "3", "--resume")) == 0
     assert [line.split(",")[0] for line in (out / "log.csv").read_text().splitlines()[1:]] == ["1", "2", "3"]
+
+
+def test_resume_with_other_model_shaping_flags_is_one_line_and_stages_are_recorded(data_dirs, tmp_path, caplog):
+    out = tmp_path / "run"
+    assert train_mod.main(args_for(data_dirs, out, "--iters", "1")) == 0
+    assert train_mod.main(args_for(data_dirs, out, "--iters", "2", "--resume", "--skip-taps", "relu3_1")) == 1
+    assert "trained with --skip-taps relu1_1,relu2_1,relu3_1, not relu3_1" in caplog.text
+    assert train_mod.main(args_for(data_dirs, out, "--iters", "2", "--resume")) == 0
+    stages = Stylizer.from_pretrained(out / "model", device="cpu").config["training"]["stages"]
+    assert [(s["from_step"], s["steps"]) for s in stages] == [(0, 2)]  # a resumed run continues its stage

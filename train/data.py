@@ -80,6 +80,27 @@ class ImageBank:
         return torch.stack(crops).float().div_(255.0)
 
 
+def example_generator(seed: int, step: int, position: int) -> torch.Generator:
+    return torch.Generator().manual_seed((seed * 1_000_003 + step) * 10_007 + position)
+
+
+def draw_examples(banks: tuple["ImageBank", "ImageBank"], step: int, batch_size: int, sizes: tuple[int, int], seed: int,
+                  draw_condition, rank: int = 0, world: int = 1) -> tuple[torch.Tensor, ...]:
+    """This process's examples at `step`: a photo crop, a painting crop and `draw_condition(uniform)` (its λ, strength,
+    ...: numbers drawn with uniform() from U[0, 1)) per example, all from the example's own generator, so that a
+    resumed or multi-process run draws exactly what one unbroken process does. -> contents, styles, then one tensor per
+    element of the conditions."""
+    content_idx = shard_indices(len(banks[0]), step, batch_size, rank, world, seed)
+    style_idx = shard_indices(len(banks[1]), step, batch_size, rank, world, seed + 1)
+    contents, styles, conditions = [], [], []
+    for j, (ci, si) in enumerate(zip(content_idx, style_idx)):
+        gen = example_generator(seed, step, rank * batch_size + j)
+        contents.append(banks[0].batch([ci], sizes[0], gen))
+        styles.append(banks[1].batch([si], sizes[1], gen))
+        conditions.append(draw_condition(lambda: torch.rand(1, generator=gen).item()))
+    return torch.cat(contents), torch.cat(styles), *(torch.tensor(column) for column in zip(*conditions))
+
+
 def shard_indices(n: int, step: int, batch_size: int, rank: int, world_size: int, seed: int) -> list[int]:
     """This rank's slice of the global batch at `step`: epochs of a seeded permutation, no repeats across ranks.
 

@@ -28,14 +28,15 @@ import torch.nn.functional as F
 
 from stylize import losses
 from stylize.checkpoint import (
-    EMBEDDED_DIR, GENERATOR_FILE, STUDENT_DIR, CheckpointError, atomic_write, file_sha256, load_model_folder, load_student,
-    save_student_folder,
+    EMBEDDED_DIR, GENERATOR_FILE, STUDENT_DIR, CheckpointError, atomic_write, file_sha256, load_model_folder,
+    load_resume_state, load_student, save_student_folder,
 )
-from stylize.generator import LAMBDA_NAMES, Generator
+from stylize.generator import Generator
+from stylize.lambda_spec import LambdaSpec
 from stylize.pipeline import pick_device
 from stylize.student import Student
-from train.data import ImageBank, shard_indices
-from train.train import example_generator, load_resume_state, read_name_list, sample_lambdas
+from stylize.images import read_name_list
+from train.data import ImageBank, draw_examples
 
 log = logging.getLogger("stylize.distill")
 
@@ -117,26 +118,18 @@ def parse_args(argv=None) -> DistillConfig:
     return cfg
 
 
-def draw_strength(gen: torch.Generator) -> float:
+def draw_strength(uniform) -> float:
     """Mostly 1 (what users run), 10 % at 0 (the photo back), 20 % anywhere in between (the strength slider)."""
-    u = torch.rand(1, generator=gen).item()
-    return 0.0 if u < 0.1 else torch.rand(1, generator=gen).item() if u < 0.3 else 1.0
+    u = uniform()
+    return 0.0 if u < 0.1 else uniform() if u < 0.3 else 1.0
 
 
-def draw_batch(cfg: DistillConfig, step: int, banks: tuple[ImageBank, ImageBank], ranges: dict):
-    content_idx = shard_indices(len(banks[0]), step, cfg.batch_size, 0, 1, cfg.seed)
-    style_idx = shard_indices(len(banks[1]), step, cfg.batch_size, 0, 1, cfg.seed + 1)
-    contents, styles, lambdas, strengths = [], [], [], []
-    for j, (ci, si) in enumerate(zip(content_idx, style_idx)):
-        gen = example_generator(cfg.seed, step, j)
-        contents.append(banks[0].batch([ci], cfg.size, gen))
-        styles.append(banks[1].batch([si], cfg.style_size, gen))
-        lambdas.append(sample_lambdas(ranges, gen))
-        strengths.append(draw_strength(gen))
-    return torch.cat(contents), torch.cat(styles), torch.tensor(lambdas), torch.tensor(strengths)
+def draw_batch(cfg: DistillConfig, step: int, banks: tuple[ImageBank, ImageBank], spec: LambdaSpec):
+    return draw_examples(banks, step, cfg.batch_size, (cfg.size, cfg.style_size), cfg.seed,
+                         lambda uniform: (spec.sample(uniform), draw_strength(uniform)))
 
 
-def distillation_loss(cfg: DistillConfig, teacher: Generator, normalisers: dict, student_out, teacher_out, content, style,
+def distillation_loss(cfg: DistillConfig, teacher: Generator, normalizers: dict, student_out, teacher_out, content, style,
                       lambdas) -> tuple[torch.Tensor, dict[str, float]]:
     encoder = teacher.encoder
     student_feats = encoder(student_out)
@@ -145,10 +138,8 @@ def distillation_loss(cfg: DistillConfig, teacher: Generator, normalisers: dict,
     pixel = (student_out - teacher_out).abs().mean()
     feature = sum(F.mse_loss(s, t) for s, t in zip(student_feats, teacher_feats)) / len(student_feats)
     texture = losses.style_loss(student_feats, losses.style_grams(teacher_feats)).mean()
-    terms = {"content": losses.content_loss(student_feats, content_feats),
-             "style": losses.style_loss(student_feats, losses.style_grams(style_feats)),
-             "tv": losses.tv_loss(student_out)}
-    objective = losses.weighted_objective(terms, lambdas, normalisers).mean()
+    terms = losses.generator_terms(student_out, student_feats, content_feats, losses.style_grams(style_feats))
+    objective = losses.weighted_objective(terms, lambdas, normalizers).mean()
     loss = pixel + cfg.feature_weight * feature + cfg.texture_weight * texture + cfg.objective_weight * objective
     return loss, {"loss": loss.item(), "pixel": pixel.item(), "feature": feature.item(), "texture": texture.item(),
                   "objective": objective.item()}
@@ -159,34 +150,31 @@ def distill(cfg: DistillConfig) -> Path:
     device = pick_device(cfg.device)
     teacher, teacher_config = load_model_folder(Path(cfg.teacher))
     teacher = teacher.to(device).requires_grad_(False)
-    lam = teacher_config["lambdas"]
-    ranges = {n: tuple(lam["ranges"][n]) for n in LAMBDA_NAMES}
-    normalisers = {n: float(lam["normalisers"][n]) for n in LAMBDA_NAMES}
+    spec = LambdaSpec.from_config(teacher_config["lambdas"])
     teacher_hash = file_sha256(Path(cfg.teacher) / GENERATOR_FILE)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
     student = Student(widths=cfg.widths, blocks=cfg.blocks, code_dim=cfg.code_dim, film_hidden=cfg.film_hidden,
-                      log_lambda_center=tuple(teacher.config["log_lambda_center"]),
-                      log_lambda_halfwidth=tuple(teacher.config["log_lambda_halfwidth"])).to(device)
+                      lambda_ranges=spec.ranges).to(device)
     if cfg.init_from:
         initial, _ = load_student(Path(cfg.init_from))
         student.load_state_dict(initial.state_dict())
         log.info("initialised from %s", cfg.init_from)
-    optimiser = torch.optim.Adam(student.parameters(), lr=cfg.lr)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda s: 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(s / cfg.iters, 1))))
+    optimizer = torch.optim.Adam(student.parameters(), lr=cfg.lr)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(s / cfg.iters, 1))))
     step = 0
     if cfg.resume:
-        state = load_resume_state(out / "distill.pt", device, ("student", "optimiser", "schedule", "step", "teacher_sha256"))
+        state = load_resume_state(out / "distill.pt", device, ("student", "optimizer", "schedule", "step", "teacher_sha256"))
         if state["teacher_sha256"] != teacher_hash:
             raise ValueError(f"--resume: {out / 'distill.pt'} was distilled from another teacher than {cfg.teacher}")
         student.load_state_dict(state["student"])
-        optimiser.load_state_dict(state["optimiser"])
+        optimizer.load_state_dict(state["optimizer"])
         schedule.load_state_dict(state["schedule"])
         step = state["step"]
         log.info("resumed at step %d", step)
 
-    exclude = read_name_list(Path(cfg.holdout)) if cfg.holdout else set()
+    exclude = set(read_name_list(Path(cfg.holdout))) if cfg.holdout else set()
     banks = (ImageBank.from_folder(Path(cfg.content_dir), round(cfg.size * 1.15), exclude),
              ImageBank.from_folder(Path(cfg.style_dir), round(cfg.style_size * 1.15), exclude))
     log.info("student: %.2f M parameters; teacher %s (generator sha256 %s); %d photos, %d paintings",
@@ -196,7 +184,7 @@ def distill(cfg: DistillConfig) -> Path:
         info = {"step": step, "size": cfg.size, "style_size": cfg.style_size, "batch_size": cfg.batch_size,
                 "data": {"content": banks[0].description(), "style": banks[1].description()}}
         save_student_folder(out / STUDENT_DIR, student, teacher_hash, info)
-        state = {"student": student.state_dict(), "optimiser": optimiser.state_dict(), "schedule": schedule.state_dict(),
+        state = {"student": student.state_dict(), "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
                  "step": step, "teacher_sha256": teacher_hash, "config": asdict(cfg)}
         atomic_write(out / "distill.pt", lambda tmp: torch.save(state, tmp))
 
@@ -208,16 +196,16 @@ def distill(cfg: DistillConfig) -> Path:
         if new_log:
             writer.writeheader()
         while step < cfg.iters:
-            content, style, lambdas, strengths = (t.to(device) for t in draw_batch(cfg, step, banks, ranges))
+            content, style, lambdas, strengths = (t.to(device) for t in draw_batch(cfg, step, banks, spec))
             with torch.no_grad():
                 target = teacher(content, style, lambdas, strengths).float()
             out_image = student(content, style, lambdas, strengths)
-            loss, parts = distillation_loss(cfg, teacher, normalisers, out_image, target, content, style, lambdas)
+            loss, parts = distillation_loss(cfg, teacher, spec.normalizers, out_image, target, content, style, lambdas)
             if not math.isfinite(parts["loss"]):
                 raise FloatingPointError(f"step {step}: the distillation loss is {parts['loss']}; the last checkpoint is intact")
-            optimiser.zero_grad(set_to_none=True)
+            optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            optimiser.step()
+            optimizer.step()
             schedule.step()
             step += 1
             out_of_time = cfg.max_minutes > 0 and time.time() - started > cfg.max_minutes * 60

@@ -6,7 +6,7 @@
 Run from the checkout's root (`-m` puts it on the path); `stylize` itself is installed (scripts/setup.sh).
 
 One loop, top to bottom: draw a batch (crops, per-example lambdas) -> G forward -> D hinge loss and
-G's lambda-weighted objective, both backward -> all-reduce gradients (multi-process) -> optimiser
+G's lambda-weighted objective, both backward -> all-reduce gradients (multi-process) -> optimizer
 steps -> log / sample / checkpoint. Every random draw is a pure function of (seed, step, example
 position), so a resumed run and a multi-process run see exactly what an unbroken 1-process run sees.
 """
@@ -20,6 +20,7 @@ import sys
 import time
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field, fields
+from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
@@ -28,26 +29,25 @@ from tqdm import tqdm
 
 from stylize import losses
 from stylize.checkpoint import (
-    EMBEDDED_DIR, VGG_FILE, CheckpointError, atomic_write, load_discriminator, load_model_folder, save_model_folder,
+    EMBEDDED_DIR, VGG_FILE, CheckpointError, atomic_write, load_discriminator, load_model_folder, load_resume_state,
+    save_model_folder,
 )
 from stylize.discriminator import MultiScaleDiscriminator, style_code
 from stylize.encoder import TAP_CHANNELS, VGGEncoder
-from stylize.generator import LAMBDA_NAMES, Generator, log_lambda_normalisation
+from stylize.generator import Generator, cycle
 from stylize.hub import HubError, HubUploader, model_card
-from stylize.images import to_pil
+from stylize.images import read_name_list, to_pil
+from stylize.lambda_spec import FIXED_NORMALIZERS, LAMBDA_NAMES, TRAINING_DEFAULTS, TRAINING_RANGES, LambdaSpec
 from stylize.pipeline import Stylizer, pick_device
-from train.data import ImageBank, Prefetcher, shard_indices
+from train.data import ImageBank, Prefetcher, draw_examples
 
 log = logging.getLogger("stylize.train")
 
-# Loss weights: defaults and the log-uniform ranges sampled per example. These become the sliders.
-LAMBDA_DEFAULTS = {"content": 1.0, "style": 3.0, "tv": 0.1, "adv": 0.1, "cycle": 0.5}
-LAMBDA_RANGES = {"content": (0.1, 10.0), "style": (0.3, 30.0), "tv": (0.01, 1.0), "adv": (0.001, 1.0), "cycle": (0.001, 5.0)}
-# Hinge logits of a spectrally normalised D are O(1) by construction and their mean hovers near 0,
-# so a running average would be a poor scale: the adversarial term keeps a fixed normaliser of 1.
-FIXED_NORMALISERS = {"adv": 1.0}
 STYLE_CODE_DIM = 2 * sum(TAP_CHANNELS)  # per-tap VGG mean and std of the style image
 COMPILE_MODES = ("", "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+# Flags a resumed run must repeat: they shape the models or the λ contract the saved state was trained under.
+RESUME_MUST_MATCH = ("d_style_condition", "skip_taps", "init_from", "lambda_ranges")
+LOG_COLUMNS = ["step", "seconds", "d_loss", "g_loss", *LAMBDA_NAMES, *(f"norm_{n}" for n in LAMBDA_NAMES), "nonfinite"]
 
 
 @dataclass
@@ -76,12 +76,12 @@ class TrainConfig:
     init_from: str = ""  # start from an inference folder (e.g. weights/) instead of random weights
     holdout: str = ""  # text file of image file names to leave out (the evaluation set)
     recon_fraction: float = 0.2  # share of examples trained at strength 0 to reproduce the content
-    normaliser_decay: float = 0.99  # running-average decay of each loss term's scale
+    normalizer_decay: float = 0.99  # running-average decay of each loss term's scale
     max_nonfinite: int = 5  # consecutive non-finite steps that stop the run
     push_to_hub: str = ""  # Hub repo id to upload the model folder to at each save
     hub_private: bool = False
-    lambda_defaults: dict = field(default_factory=lambda: dict(LAMBDA_DEFAULTS))
-    lambda_ranges: dict = field(default_factory=lambda: {k: list(v) for k, v in LAMBDA_RANGES.items()})
+    lambda_defaults: dict = field(default_factory=lambda: dict(TRAINING_DEFAULTS))
+    lambda_ranges: dict = field(default_factory=lambda: {k: list(v) for k, v in TRAINING_RANGES.items()})
 
 
 HELP = {
@@ -110,11 +110,12 @@ HELP = {
     "sample_every": "steps between sample grids (default %(default)s)",
     "save_every": "steps between checkpoints and Hub uploads (default %(default)s)",
     "log_every": "steps between log lines/CSV rows (default %(default)s)",
-    "resume": "continue from OUT/resume.pt (weights, optimisers, step, loss normalisers)",
+    "resume": "continue from OUT/resume.pt (weights, optimizers, step, loss normalizers); the flags that shape the models must match",
     "init_from": "initialise G (and D) from an inference folder such as weights/ (default: random)",
     "holdout": "file listing image file names to exclude from training, one per line",
     "recon_fraction": "share of examples trained at strength 0 to reproduce their content (default %(default)s)",
-    "normaliser_decay": "decay of the running average that scales each loss term (default %(default)s)",
+    "normalizer_decay": "decay of the running average that scales each loss term (default %(default)s; "
+                        "--normaliser-decay is its old, deprecated spelling)",
     "max_nonfinite": "consecutive NaN/inf steps (skipped) after which the run stops (default %(default)s)",
     "push_to_hub": "Hugging Face repo id; the model folder is uploaded at each save (token: HF_TOKEN or login)",
     "hub_private": "create the Hub repo as private (default: the Hub's default for your account or organisation)",
@@ -133,20 +134,23 @@ def parse_args(argv=None) -> TrainConfig:
             parser.add_argument(flag, action="store_true", help=HELP[f.name])
         else:
             parser.add_argument(flag, type=type(value), default=value, help=HELP[f.name])
+    parser.add_argument("--normaliser-decay", type=float, dest="normalizer_decay", help=argparse.SUPPRESS)
     for name in LAMBDA_NAMES:
-        lo, hi = LAMBDA_RANGES[name]
-        parser.add_argument(f"--lambda-{name}", type=float, default=LAMBDA_DEFAULTS[name],
+        lo, hi = TRAINING_RANGES[name]
+        parser.add_argument(f"--lambda-{name}", type=float, default=TRAINING_DEFAULTS[name],
                             help=f"default weight of the {name} loss, the slider's initial value (default %(default)s)")
         parser.add_argument(f"--lambda-{name}-range", type=float, nargs=2, metavar=("LO", "HI"), default=[lo, hi],
                             help=f"log-uniform range sampled per example for the {name} weight (default {lo:g} {hi:g})")
     args = vars(parser.parse_args(argv))
+    if args["normalizer_decay"] is None:
+        args["normalizer_decay"] = defaults.normalizer_decay
     cfg = TrainConfig(**{f.name: args[f.name] for f in fields(TrainConfig) if not f.name.startswith("lambda_")})
     cfg.lambda_defaults = {n: args[f"lambda_{n}"] for n in LAMBDA_NAMES}
     cfg.lambda_ranges = {n: list(args[f"lambda_{n}_range"]) for n in LAMBDA_NAMES}
-    for n in LAMBDA_NAMES:
-        lo, hi = cfg.lambda_ranges[n]
-        if not 0 < lo <= cfg.lambda_defaults[n] <= hi:
-            parser.error(f"--lambda-{n} {cfg.lambda_defaults[n]} must lie in its range [{lo}, {hi}] with 0 < LO")
+    try:
+        LambdaSpec.for_training(cfg.lambda_defaults, cfg.lambda_ranges)
+    except ValueError as err:
+        parser.error(f"{err} (--lambda-NAME and --lambda-NAME-range)")
     if cfg.compile not in COMPILE_MODES:
         parser.error(f"--compile {cfg.compile!r}: choose one of {', '.join(m for m in COMPILE_MODES if m)}")
     if not cfg.content_dir or not cfg.style_dir:
@@ -208,62 +212,63 @@ def broadcast_parameters(module: torch.nn.Module, world: int) -> None:
             dist.broadcast(tensor.data, 0)
 
 
-# --- random draws ---------------------------------------------------------------------------
-def example_generator(seed: int, step: int, position: int) -> torch.Generator:
-    return torch.Generator().manual_seed((seed * 1_000_003 + step) * 10_007 + position)
+# --- data ---------------------------------------------------------------------------------------
+def load_banks(cfg: TrainConfig) -> tuple[ImageBank, ImageBank]:
+    exclude = set(read_name_list(Path(cfg.holdout))) if cfg.holdout else set()
+    banks = (ImageBank.from_folder(Path(cfg.content_dir), round(cfg.size * 1.15), exclude),
+             ImageBank.from_folder(Path(cfg.style_dir), round((cfg.style_size or cfg.size) * 1.15), exclude))
+    log.info("data: %d content, %d style images (%d unreadable skipped, %d held out)", len(banks[0]), len(banks[1]),
+             len(banks[0].skipped) + len(banks[1].skipped), len(exclude))
+    return banks
 
 
-def sample_lambdas(ranges: dict, gen: torch.Generator) -> list[float]:
-    """Log-uniform per weight within its trained range (YOTO)."""
-    values = []
-    for name in LAMBDA_NAMES:
-        lo, hi = ranges[name]
-        u = torch.rand(1, generator=gen).item()
-        values.append(math.exp(math.log(lo) + u * (math.log(hi) - math.log(lo))))
-    return values
+def draw_batch(cfg: TrainConfig, spec: LambdaSpec, step: int, micro: int, rank: int, world: int, banks):
+    """This process's micro-batch `micro` of `step`: crops, per-example λ and whether the example is a reconstruction."""
+    return draw_examples(banks, step * cfg.grad_accum + micro, cfg.batch_size, (cfg.size, cfg.style_size or cfg.size),
+                         cfg.seed, lambda uniform: (spec.sample(uniform), uniform() < cfg.recon_fraction), rank, world)
 
 
-def draw_batch(cfg: TrainConfig, step: int, micro: int, rank: int, world: int, content_bank: ImageBank, style_bank: ImageBank):
-    """This process's examples of micro-batch `micro` at `step`; each example's randomness is its own."""
-    micro_step = step * cfg.grad_accum + micro
-    content_idx = shard_indices(len(content_bank), micro_step, cfg.batch_size, rank, world, cfg.seed)
-    style_idx = shard_indices(len(style_bank), micro_step, cfg.batch_size, rank, world, cfg.seed + 1)
-    contents, styles, lambdas, recon = [], [], [], []
-    for j, (ci, si) in enumerate(zip(content_idx, style_idx)):
-        gen = example_generator(cfg.seed, micro_step, rank * cfg.batch_size + j)
-        contents.append(content_bank.batch([ci], cfg.size, gen))
-        styles.append(style_bank.batch([si], cfg.style_size or cfg.size, gen))
-        lambdas.append(sample_lambdas(cfg.lambda_ranges, gen))
-        recon.append(torch.rand(1, generator=gen).item() < cfg.recon_fraction)
-    return torch.cat(contents), torch.cat(styles), torch.tensor(lambdas), torch.tensor(recon)
+# --- models and checkpoints ---------------------------------------------------------------------
+def build_models(cfg: TrainConfig, spec: LambdaSpec | None = None) -> tuple[Generator, MultiScaleDiscriminator, dict, list]:
+    """Fresh (seeded) models, or those of --init-from with the loss normalizers and training stages they came with.
+    --d-style-condition gives an unconditional D zero-initialized projections: it starts as the same critic."""
+    spec = spec or LambdaSpec.for_training(cfg.lambda_defaults, cfg.lambda_ranges)
+    if cfg.init_from:
+        G, init_config = load_model_folder(Path(cfg.init_from))
+        D = load_discriminator(Path(cfg.init_from), init_config) or MultiScaleDiscriminator()
+        normalizers = LambdaSpec.from_config(init_config["lambdas"]).normalizers
+        stages = list(init_config.get("training", {}).get("stages", []))
+        log.info("initialized from %s (step %s)", cfg.init_from, init_config.get("training", {}).get("step"))
+    else:
+        skip_taps = tuple(t for t in cfg.skip_taps.split(",") if t)
+        G = Generator(VGGEncoder.from_file(EMBEDDED_DIR / VGG_FILE), skip_taps=skip_taps, lambda_ranges=spec.ranges)
+        D, normalizers, stages = MultiScaleDiscriminator(), {}, []
+    if cfg.d_style_condition and not D.conditional:
+        D = D.with_style_condition(STYLE_CODE_DIM)
+    return G, D, normalizers, stages
 
 
-# --- checkpoints ------------------------------------------------------------------------------
-def model_config(cfg: TrainConfig, step: int, normalisers: dict, banks: tuple[ImageBank, ImageBank]) -> dict:
+def new_stage(cfg: TrainConfig, step: int, world: int, device: torch.device, banks) -> dict:
+    """What this run records about itself in config.json's training.stages (names, counts and hashes only: config.json
+    and the model card are published, a machine's paths are not)."""
     return {
-        "format": "stylize",
-        "encoder": {"file": VGG_FILE, "taps": ["relu1_1", "relu2_1", "relu3_1", "relu4_1"], "normalisation": "each tap divided by its mean activation on photos"},
-        "lambdas": {
-            "names": list(LAMBDA_NAMES),
-            "defaults": cfg.lambda_defaults,
-            "ranges": cfg.lambda_ranges,
-            "sampling": "log-uniform per example",
-            "normalisers": normalisers,
-            "objective": "sum_k lambda_k * L_k / normaliser_k, divided by sum_k lambda_k",
-        },
-        "style_max_side": 512,
-        "training": {
-            "step": step, "size": cfg.size, "style_size": cfg.style_size or cfg.size, "batch_size": cfg.batch_size, "grad_accum": cfg.grad_accum, "lr": cfg.lr,
-            # names, counts and hashes only: config.json and the model card are published, a machine's paths are not
-            "initialised_from": Path(cfg.init_from).name if cfg.init_from else None,
-            "data": {"content": banks[0].description(), "style": banks[1].description(),
-                     "skipped_unreadable": len(banks[0].skipped) + len(banks[1].skipped)},
-        },
+        "from_step": step, "steps": 0, "minutes": 0.0, "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else device.type, "processes": world,
+        "size": cfg.size, "style_size": cfg.style_size or cfg.size, "batch_size": cfg.batch_size, "grad_accum": cfg.grad_accum,
+        "lr": cfg.lr, "lr_d": cfg.lr_d, "recon_fraction": cfg.recon_fraction, "d_style_condition": cfg.d_style_condition,
+        "amp": cfg.amp, "compile": cfg.compile, "initialized_from": Path(cfg.init_from).name if cfg.init_from else None,
+        "data": {"content": banks[0].description(), "style": banks[1].description(),
+                 "skipped_unreadable": len(banks[0].skipped) + len(banks[1].skipped)},
     }
 
 
-def save_checkpoint(out: Path, cfg: TrainConfig, step: int, G: Generator, D, opt_g, opt_d, normalisers: dict, banks, uploader) -> None:
-    config = model_config(cfg, step, normalisers, banks)
+def model_config(spec: LambdaSpec, step: int, stages: list[dict]) -> dict:
+    return {"format": "stylize", "lambdas": spec.to_config(), "style_max_side": 512,
+            "training": {"step": step, "stages": stages}}
+
+
+def save_checkpoint(out: Path, cfg: TrainConfig, config: dict, G: Generator, D, opt_g, opt_d, uploader) -> None:
+    """The inference folder (out/model, what the app and the Hub get) and the resume state (out/resume.pt)."""
     model_dir = out / "model"
     save_model_folder(model_dir, G, D, config)
     sample = "samples.png" if (model_dir / "samples.png").exists() else None
@@ -272,11 +277,34 @@ def save_checkpoint(out: Path, cfg: TrainConfig, step: int, G: Generator, D, opt
     state = {
         "generator": {k: v.float() for k, v in G.trainable_state_dict().items()},
         "discriminator": D.state_dict(), "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
-        "step": step, "normalisers": normalisers, "train_config": asdict(cfg), "generator_config": G.config,
+        "step": config["training"]["step"], "normalizers": config["lambdas"]["normalizers"],
+        "stage": config["training"]["stages"][-1], "train_config": asdict(cfg), "generator_config": G.config,
     }
     atomic_write(out / "resume.pt", lambda tmp: torch.save(state, tmp))
     if uploader is not None:
-        uploader.push(model_dir, step)
+        uploader.push(model_dir, config["training"]["step"])
+
+
+def load_checkpoint(path: Path, cfg: TrainConfig, G: Generator, D, opt_g, opt_d, device) -> tuple[int, dict, dict]:
+    """save_checkpoint's resume state back into the models and optimizers -> (step, normalizers, stage in progress).
+    The flags that shape the models must be the ones the run started with; a mismatch is one line naming them."""
+    state = load_resume_state(path, device, ("generator", "discriminator", "opt_g", "opt_d", "step", "train_config"))
+    saved = state["train_config"]
+    for name in RESUME_MUST_MATCH:
+        if name in saved and saved[name] != asdict(cfg)[name]:
+            flag = "--" + name.replace("_", "-")
+            if name == "d_style_condition":
+                raise ValueError(f"--resume: {path} holds a {'' if saved[name] else 'non-'}style-conditional critic; resume "
+                                 f"with the flags the run started with ({'add' if saved[name] else 'drop'} {flag})")
+            raise ValueError(f"--resume: {path} was trained with {flag} {saved[name]}, not {asdict(cfg)[name]}; "
+                             "resume with the flags the run started with")
+    G.load_trainable_state_dict(state["generator"])
+    D.load_state_dict(state["discriminator"])
+    opt_g.load_state_dict(state["opt_g"])
+    opt_d.load_state_dict(state["opt_d"])
+    normalizers = dict(state.get("normalizers", state.get("normalisers", {})))  # "normalisers": written before issue 21
+    log.info("resumed from %s at step %d", path, state["step"])
+    return state["step"], normalizers, state.get("stage")
 
 
 def write_samples(out: Path, step: int, G: Generator, config: dict, banks: tuple[ImageBank, ImageBank], size: int) -> Path:
@@ -296,18 +324,6 @@ def bank_image(bank: ImageBank, i: int):
     return to_pil(bank.images[i].float() / 255)
 
 
-def load_resume_state(path: Path, device: torch.device,
-                      required: tuple[str, ...] = ("generator", "discriminator", "opt_g", "opt_d", "step", "normalisers")) -> dict:
-    try:
-        state = torch.load(path, map_location=device, weights_only=True)
-        for key in required:
-            state[key]
-    except Exception as err:  # noqa: BLE001 - a truncated or foreign file fails in the unpickler, zipfile or a lookup
-        raise ValueError(f"--resume: {path} is truncated or not a Stylize resume state "
-                         f"({err.__class__.__name__}); delete it to start over") from None
-    return state
-
-
 def remove_stale_temp_files(out: Path) -> None:
     """atomic_write's temp files left by a run killed mid-save (a resume state is ~46 MB)."""
     for stale in [*out.glob(".*.tmp"), *out.glob("model/.*.tmp"), *out.glob("samples/.*.tmp")]:
@@ -323,30 +339,67 @@ def truncate_log(csv_path: Path, step: int) -> None:
         atomic_write(csv_path, lambda tmp: tmp.write_text("".join(kept)))
 
 
-def read_name_list(path: Path) -> set[str]:
-    """One file name per line; '#' starts a comment line."""
-    return {line.strip() for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")}
-
-
-def build_models(cfg: TrainConfig) -> tuple[Generator, MultiScaleDiscriminator, dict[str, float]]:
-    """Fresh (seeded) models, or those of --init-from with the loss normalisers they were trained with.
-    --d-style-condition gives an unconditional D zero-initialised projections: it starts as the same critic."""
-    if cfg.init_from:
-        G, init_config = load_model_folder(Path(cfg.init_from))
-        D = load_discriminator(Path(cfg.init_from), init_config)
-        log.info("initialised from %s (step %s)", cfg.init_from, init_config.get("training", {}).get("step"))
-        D, normalisers = D or MultiScaleDiscriminator(), dict(init_config["lambdas"]["normalisers"])
+# --- one optimizer step's gradients -------------------------------------------------------------
+def discriminator_loss(discriminate, D, style, stylized, code, strength) -> torch.Tensor:
+    """Paintings are real, stylized outputs fake. Reconstruction examples are weighted out rather than indexed out, so
+    every step has the same shapes (no host sync, compiled graphs are reused). Paintings and outputs may differ in
+    crop size (--style-size): one D call for each."""
+    if D.conditional:  # matching-aware: a painting under another painting's code is a fake too
+        paintings = discriminate(torch.cat([style, style]), torch.cat([code, code.roll(1, 0)]))
+        real_logits = [l[: len(style)] for l in paintings]
+        fake_groups = [discriminate(stylized.detach(), code), [l[len(style):] for l in paintings]]
+        fake_weight = torch.cat([strength, torch.full_like(strength, float(len(style) > 1))])
     else:
-        arch = log_lambda_normalisation({n: tuple(r) for n, r in cfg.lambda_ranges.items()})
-        skip_taps = tuple(t for t in cfg.skip_taps.split(",") if t)
-        G = Generator(VGGEncoder.from_file(EMBEDDED_DIR / VGG_FILE), skip_taps=skip_taps, **arch)
-        D, normalisers = MultiScaleDiscriminator(), {}
-    if cfg.d_style_condition and not D.conditional:
-        D = D.with_style_condition(STYLE_CODE_DIM)
-    return G, D, normalisers
+        real_logits, fake_groups = discriminate(style), [discriminate(stylized.detach())]
+        fake_weight = strength
+    return losses.discriminator_hinge_loss(real_logits, *fake_groups, fake_weight=fake_weight)
 
 
-# --- the loop ---------------------------------------------------------------------------------
+def accumulate_gradients(batch, G, D, decode, discriminate, normalizers: dict, cfg: TrainConfig, autocast, world: int):
+    """D's and G's losses on one micro-batch, both backward (scaled for accumulation) -> (d_loss, g_loss, the five
+    terms' batch means, the normalizers: measured on the first step of a new run, else as given)."""
+    content, style, lambdas, recon = batch
+    strength = (~recon).float()
+    with autocast:
+        with torch.no_grad():  # the encoder is frozen and the images are data
+            content_enc = G.encode_content(content)
+            style_feats = G.encoder(style)
+            style_grams = losses.style_grams(style_feats)
+            style_enc = G.style_encoding_from_feats(style_feats)
+            code = style_code(style_enc.stats) if D.conditional else None
+        stylized = decode(content_enc, style_enc, lambdas, strength)
+        d_loss = discriminator_loss(discriminate, D, style, stylized, code, strength)
+    # D's backward runs before D is frozen: autograd drops gradients of leaves that no longer require them.
+    (d_loss / cfg.grad_accum).backward()
+
+    D.requires_grad_(False)  # G's adversarial term must not train D
+    with autocast:
+        stylized_enc = G.encode_content(stylized)
+        terms = losses.generator_terms(stylized, stylized_enc.feats, content_enc.feats, style_grams, content=content,
+                                       cycled=cycle(decode, stylized_enc, content_enc, lambdas),
+                                       fake_logits=discriminate(stylized, code))
+    batch_means = torch.stack([terms[n].detach().float().mean() for n in LAMBDA_NAMES])
+    if not normalizers:  # first step: start the running averages at the first measurement
+        first = all_reduce_mean(batch_means.abs().clone(), world)
+        normalizers = {n: FIXED_NORMALIZERS.get(n, max(v, 1e-8)) for n, v in zip(LAMBDA_NAMES, first.tolist())}
+    objective = losses.weighted_objective(terms, lambdas, normalizers)
+    reconstruction = losses.cycle_loss(stylized, content) + terms["content"] / normalizers["content"]
+    g_loss = torch.where(recon, reconstruction, objective).mean()
+    (g_loss / cfg.grad_accum).backward()
+    D.requires_grad_(True)
+    return d_loss.detach(), g_loss.detach(), batch_means, normalizers
+
+
+def write_log_row(csv_path: Path, progress, row: dict) -> None:
+    with csv_path.open("a", newline="") as f:
+        csv.DictWriter(f, LOG_COLUMNS).writerow({k: f"{v:.6g}" if isinstance(v, float) else v for k, v in row.items()})
+    progress.set_postfix(d=f"{row['d_loss']:.3f}", g=f"{row['g_loss']:.3f}", style=f"{row['style']:.3g}", content=f"{row['content']:.3g}")
+    if progress.disable:  # not a terminal: plain log lines instead of the bar
+        log.info("step %d  %.1f s  d %.3f  g %.3f  " + "  ".join(f"{n} %.4g" for n in LAMBDA_NAMES),
+                 row["step"], row["seconds"], row["d_loss"], row["g_loss"], *(row[n] for n in LAMBDA_NAMES))
+
+
+# --- the loop -------------------------------------------------------------------------------------
 def train(cfg: TrainConfig) -> Path:
     device = pick_device(cfg.device)
     rank, world = init_distributed(device)
@@ -364,13 +417,9 @@ def train(cfg: TrainConfig) -> Path:
         remove_stale_temp_files(out)
     torch.manual_seed(cfg.seed)
 
-    exclude = read_name_list(Path(cfg.holdout)) if cfg.holdout else set()
-    banks = (ImageBank.from_folder(Path(cfg.content_dir), round(cfg.size * 1.15), exclude),
-             ImageBank.from_folder(Path(cfg.style_dir), round((cfg.style_size or cfg.size) * 1.15), exclude))
-    skipped = len(banks[0].skipped) + len(banks[1].skipped)
-    log.info("data: %d content, %d style images (%d unreadable skipped, %d held out)", len(banks[0]), len(banks[1]), skipped, len(exclude))
-
-    G, D, normalisers = build_models(cfg)
+    spec = LambdaSpec.for_training(cfg.lambda_defaults, cfg.lambda_ranges)
+    banks = load_banks(cfg)
+    G, D, normalizers, stages = build_models(cfg, spec)
     G.to(device).train()
     D.to(device).train()
     if device.type == "cuda":
@@ -378,33 +427,22 @@ def train(cfg: TrainConfig) -> Path:
         D.to(memory_format=torch.channels_last)
     g_params = [p for p in G.parameters() if p.requires_grad]
     d_params = list(D.parameters())
-    fused = device.type == "cuda"  # one kernel per optimiser step instead of several per parameter
+    fused = device.type == "cuda"  # one kernel per optimizer step instead of several per parameter
     opt_g = torch.optim.Adam(g_params, lr=cfg.lr, betas=(0.5, 0.999), fused=fused)
     opt_d = torch.optim.Adam(d_params, lr=cfg.lr_d, betas=(0.5, 0.999), fused=fused)
 
-    step = 0
-    resume_path = out / "resume.pt"
+    step, stage = 0, None
     if cfg.resume:
-        if not resume_path.is_file():
-            raise FileNotFoundError(f"--resume: no resume state at {resume_path}")
-        state = load_resume_state(resume_path, device)
-        if D.conditional != any(k.startswith("projections.") for k in state["discriminator"]):
-            raise ValueError(f"--resume: {resume_path} holds a {'' if not D.conditional else 'non-'}style-conditional critic; "
-                             f"resume with the flags the run started with ({'add' if not D.conditional else 'drop'} --d-style-condition)")
-        G.load_trainable_state_dict(state["generator"])
-        D.load_state_dict(state["discriminator"])
-        opt_g.load_state_dict(state["opt_g"])
-        opt_d.load_state_dict(state["opt_d"])
-        step, normalisers = state["step"], dict(state["normalisers"])
-        log.info("resumed from %s at step %d", resume_path, step)
+        if not (out / "resume.pt").is_file():
+            raise FileNotFoundError(f"--resume: no resume state at {out / 'resume.pt'}")
+        step, normalizers, stage = load_checkpoint(out / "resume.pt", cfg, G, D, opt_g, opt_d, device)
+    stage = stage or new_stage(cfg, step, world, device, banks)
     broadcast_parameters(G, world)
     broadcast_parameters(D, world)
 
-    amp = cfg.amp
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if amp else nullcontext()
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if cfg.amp else nullcontext()
     log.info("effective batch %d = %d per process x %d processes x %d accumulation; lr %g; device %s%s",
-             cfg.batch_size * world * cfg.grad_accum, cfg.batch_size, world, cfg.grad_accum, cfg.lr, device, " bf16" if amp else "")
-
+             cfg.batch_size * world * cfg.grad_accum, cfg.batch_size, world, cfg.grad_accum, cfg.lr, device, " bf16" if cfg.amp else "")
     # Compiled callables wrap the same modules: weights, checkpoints and samples are unchanged.
     decode, discriminate = G.decode, D
     if cfg.compile:
@@ -413,18 +451,15 @@ def train(cfg: TrainConfig) -> Path:
         discriminate = torch.compile(D, mode=cfg.compile)
 
     csv_path = out / "log.csv"
-    columns = ["step", "seconds", "d_loss", "g_loss", *LAMBDA_NAMES, *(f"norm_{n}" for n in LAMBDA_NAMES), "nonfinite"]
     if main_process and (not csv_path.exists() or not cfg.resume):
-        csv_path.write_text(",".join(columns) + "\n")
+        csv_path.write_text(",".join(LOG_COLUMNS) + "\n")
     elif main_process:
         truncate_log(csv_path, step)
-    progress = None
-    if main_process:
-        progress = tqdm(total=cfg.iters, initial=step, desc="train", dynamic_ncols=True, disable=None)
+    progress = tqdm(total=cfg.iters, initial=step, desc="train", dynamic_ncols=True, disable=None) if main_process else None
     nonfinite_total = nonfinite_run = 0
-    prefetch = Prefetcher(lambda s, m: draw_batch(cfg, s, m, rank, world, *banks), pin_memory=device.type == "cuda",
+    prefetch = Prefetcher(lambda s, m: draw_batch(cfg, spec, s, m, rank, world, banks), pin_memory=device.type == "cuda",
                           background=device.type != "cpu")
-    started = time.time()
+    started, minutes_before = time.time(), stage["minutes"]
 
     while step < cfg.iters:
         term_sums = torch.zeros(len(LAMBDA_NAMES), device=device)
@@ -433,60 +468,14 @@ def train(cfg: TrainConfig) -> Path:
             if cfg.compile:  # CUDA graphs (reduce-overhead) may reuse their output memory from here on
                 torch.compiler.cudagraph_mark_step_begin()
             upcoming = (step, micro + 1) if micro + 1 < cfg.grad_accum else (step + 1, 0)
-            batch = prefetch.get((step, micro), upcoming)
-            content, style, lambdas, recon = (t.to(device, non_blocking=True) for t in batch)
+            batch = [t.to(device, non_blocking=True) for t in prefetch.get((step, micro), upcoming)]
             if device.type == "cuda":
-                content, style = (t.contiguous(memory_format=torch.channels_last) for t in (content, style))
-            strength = (~recon).float()
-            with autocast:
-                # G forward: encodings need no gradient (the encoder is frozen, the images are data)
-                with torch.no_grad():
-                    content_enc = G.encode_content(content)
-                    style_feats = G.encoder(style)
-                    style_grams = losses.style_grams(style_feats)
-                    style_enc = G.style_encoding_from_feats(style_feats)
-                    code = style_code(style_enc.stats) if D.conditional else None
-                stylized = decode(content_enc, style_enc, lambdas, strength)
-
-                # D: paintings are real, stylised outputs fake. Reconstruction examples are weighted out rather than
-                # indexed out, so every step has the same shapes (no host sync, compiled graphs are reused).
-                # Paintings and outputs may differ in crop size (--style-size): one D call for each.
-                if D.conditional:  # matching-aware: a painting under another painting's code is a fake too
-                    paintings = discriminate(torch.cat([style, style]), torch.cat([code, code.roll(1, 0)]))
-                    real_logits = [l[: len(style)] for l in paintings]
-                    fake_groups = [discriminate(stylized.detach(), code), [l[len(style):] for l in paintings]]
-                    fake_weight = torch.cat([strength, torch.full_like(strength, float(len(style) > 1))])
-                else:
-                    real_logits, fake_groups = discriminate(style), [discriminate(stylized.detach())]
-                    fake_weight = strength
-                d_loss = losses.discriminator_hinge_loss(real_logits, *fake_groups, fake_weight=fake_weight)
-            # D's backward runs before D is frozen: autograd drops gradients of leaves that no longer require them.
-            (d_loss / cfg.grad_accum).backward()
-
-            D.requires_grad_(False)  # G's adversarial term must not train D
-            with autocast:
-                # G: the five terms per example, weighted by each example's own lambdas
-                stylized_enc = G.encode_content(stylized)
-                cycled = decode(stylized_enc, G.style_encoding_from_feats(content_enc.feats), lambdas)
-                terms = {
-                    "content": losses.content_loss(stylized_enc.feats, content_enc.feats),
-                    "style": losses.style_loss(stylized_enc.feats, style_grams),
-                    "tv": losses.tv_loss(stylized),
-                    "adv": losses.generator_adversarial_loss(discriminate(stylized, code)),
-                    "cycle": losses.cycle_loss(cycled, content),
-                }
-            batch_means = torch.stack([terms[n].detach().float().mean() for n in LAMBDA_NAMES])
+                batch[:2] = [t.contiguous(memory_format=torch.channels_last) for t in batch[:2]]
+            d_loss, g_loss, batch_means, normalizers = accumulate_gradients(
+                batch, G, D, decode, discriminate, normalizers, cfg, autocast, world)
             term_sums += batch_means
-            if not normalisers:  # first step: start the running averages at the first measurement
-                first = all_reduce_mean(batch_means.abs().clone(), world)
-                normalisers = {n: FIXED_NORMALISERS.get(n, max(v, 1e-8)) for n, v in zip(LAMBDA_NAMES, first.tolist())}
-            objective = losses.weighted_objective(terms, lambdas, normalisers)
-            reconstruction = losses.cycle_loss(stylized, content) + terms["content"] / normalisers["content"]
-            g_loss = torch.where(recon, reconstruction, objective).mean()
-            (g_loss / cfg.grad_accum).backward()
-            D.requires_grad_(True)
-            d_total = d_total + d_loss.detach() / cfg.grad_accum
-            g_total = g_total + g_loss.detach() / cfg.grad_accum
+            d_total = d_total + d_loss / cfg.grad_accum
+            g_total = g_total + g_loss / cfg.grad_accum
 
         # The step's one wait for the device: losses, terms and the time flag come back in a single transfer.
         # A non-finite value on any process makes the mean non-finite, so every process skips together.
@@ -504,17 +493,14 @@ def train(cfg: TrainConfig) -> Path:
                                        f"the last good checkpoint in {out} is kept")
             continue
         nonfinite_run = 0
-        average_gradients(g_params, world)
-        average_gradients(d_params, world)
-        opt_g.step()
-        opt_d.step()
-        opt_g.zero_grad(set_to_none=True)
-        opt_d.zero_grad(set_to_none=True)
-        check_in_sync(G, world, step)
-        check_in_sync(D, world, step)
+        for model, params, optimizer in ((G, g_params, opt_g), (D, d_params, opt_d)):
+            average_gradients(params, world)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            check_in_sync(model, world, step)
         for name, value in zip(LAMBDA_NAMES, term_means):
-            if name not in FIXED_NORMALISERS:
-                normalisers[name] = cfg.normaliser_decay * normalisers[name] + (1 - cfg.normaliser_decay) * abs(value)
+            if name not in FIXED_NORMALIZERS:
+                normalizers[name] = cfg.normalizer_decay * normalizers[name] + (1 - cfg.normalizer_decay) * abs(value)
         step += 1
         stopping = out_of_time > 0 and step < cfg.iters  # every process sees the same mean, so all stop together
         if stopping:
@@ -522,21 +508,19 @@ def train(cfg: TrainConfig) -> Path:
         last = stopping or step == cfg.iters
 
         if main_process:
+            seconds = time.time() - started
             if step % cfg.log_every == 0 or last:
-                row = {"step": step, "seconds": round(time.time() - started, 2), "d_loss": d_value, "g_loss": g_value,
-                       **dict(zip(LAMBDA_NAMES, term_means)), **{f"norm_{n}": normalisers[n] for n in LAMBDA_NAMES},
-                       "nonfinite": nonfinite_total}
-                with csv_path.open("a", newline="") as f:
-                    csv.DictWriter(f, columns).writerow({k: f"{v:.6g}" if isinstance(v, float) else v for k, v in row.items()})
-                progress.set_postfix(d=f"{d_value:.3f}", g=f"{g_value:.3f}", style=f"{row['style']:.3g}", content=f"{row['content']:.3g}")
-                if progress.disable:  # not a terminal: plain log lines instead of the bar
-                    log.info("step %d  %.1f s  d %.3f  g %.3f  " + "  ".join(f"{n} %.4g" for n in LAMBDA_NAMES),
-                             step, row["seconds"], d_value, g_value, *term_means)
+                write_log_row(csv_path, progress, {
+                    "step": step, "seconds": round(seconds, 2), "d_loss": d_value, "g_loss": g_value,
+                    **dict(zip(LAMBDA_NAMES, term_means)), **{f"norm_{n}": normalizers[n] for n in LAMBDA_NAMES},
+                    "nonfinite": nonfinite_total})
             progress.update(1)
+            stage.update(steps=step - stage["from_step"], minutes=round(minutes_before + seconds / 60, 2))
+            config = model_config(spec.with_normalizers(normalizers), step, [*stages, stage])
             if step % cfg.sample_every == 0 or last:
-                write_samples(out, step, G, model_config(cfg, step, normalisers, banks), banks, cfg.size)
+                write_samples(out, step, G, config, banks, cfg.size)
             if step % cfg.save_every == 0 or last:
-                save_checkpoint(out, cfg, step, G, D, opt_g, opt_d, normalisers, banks, uploader)
+                save_checkpoint(out, cfg, config, G, D, opt_g, opt_d, uploader)
         if stopping:
             break
 
