@@ -107,7 +107,7 @@ class ResultFiles:
     def pair(self, content, result) -> tuple[tuple[str, str], str]:
         """((before, after), after) for the before/after view and the download: the photo at the result's size."""
         self.prune()
-        after = self.folder / f"stylised-{time.time_ns()}.png"
+        after = self.folder / f"stylized-{time.time_ns()}.png"
         result.save(after, compress_level=1)  # fast PNG: the full-resolution download
         key = (str(content), result.size)
         if not self.photos.get(key, Path()).is_file():

@@ -129,16 +129,16 @@ def fit_logistic(x: torch.Tensor, y: torch.Tensor, l2: float) -> tuple[torch.Ten
     bias = torch.zeros((), dtype=torch.float64, requires_grad=True)
     x, y = x.double(), y.double()
     sample_weight = torch.where(y > 0, 0.5 / y.mean(), 0.5 / (1 - y.mean()))
-    optimiser = torch.optim.LBFGS([weight, bias], max_iter=500, line_search_fn="strong_wolfe")
+    optimizer = torch.optim.LBFGS([weight, bias], max_iter=500, line_search_fn="strong_wolfe")
 
     def closure():
-        optimiser.zero_grad()
+        optimizer.zero_grad()
         loss = (F.binary_cross_entropy_with_logits(x @ weight + bias, y, reduction="none") * sample_weight).mean()
         loss = loss + l2 * weight.pow(2).sum()
         loss.backward()
         return loss
 
-    optimiser.step(closure)
+    optimizer.step(closure)
     return weight.detach().float(), bias.detach().float()
 
 

@@ -73,16 +73,16 @@ def gatys(content: torch.Tensor, style: torch.Tensor, encoder: VGGEncoder, lambd
         content_feats = encoder(content)
         style_grams = losses.style_grams(encoder(style))
     image = content.clone().requires_grad_(True)
-    optimiser = torch.optim.LBFGS([image], max_iter=steps, line_search_fn="strong_wolfe")
+    optimizer = torch.optim.LBFGS([image], max_iter=steps, line_search_fn="strong_wolfe")
 
     def closure():
-        optimiser.zero_grad()
+        optimizer.zero_grad()
         terms = losses.generator_terms(image, encoder(image), content_feats, style_grams)
         loss = losses.weighted_objective(terms, lambdas, normalizers).sum()
         loss.backward()
         return loss
 
-    optimiser.step(closure)
+    optimizer.step(closure)
     return image.detach().clamp(0, 1)
 
 

@@ -2,7 +2,8 @@
 images/s at batch 8 x 512, in fp16 and bf16, channels_last; memory high-water mark; then torch.compile and CUDA
 graphs (mode reduce-overhead) at 1024 px and batch 8 x 512.
 
-    python bench/gpu_speed.py --model weights --out bench/results/gpu_speed.json
+    python bench/gpu_speed.py --model weights --out bench/results/gpu_speed.json      # also writes gpu_speed.md
+    python bench/gpu_speed.py --markdown-from bench/results/gpu_speed_h200.json         # the table again, from the JSON
 """
 import argparse
 import json
@@ -70,12 +71,38 @@ def measure(encode, decode, style_enc, lambdas, dtype, side: int, batch: int) ->
             "peak_mem_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2)}
 
 
+def markdown(results: dict) -> str:
+    """The results as the table docs/performance.md shows, with the ratios the prose there refers to."""
+    lines = [f"{results['device']}, torch {results['torch']}, channels_last; median of 20 after warm-up; *compiled* = "
+             "torch.compile of encode_content and decode (reduce-overhead adds CUDA graphs); first call = compile time. "
+             f"Matrix rate measured on the card: {results['matmul_tflops_bf16']} TFLOP/s bf16, "
+             f"{results['matmul_tflops_fp16']} fp16 (8192³ products).", "",
+             "| mode | dtype | px | batch | first stylization ms | slider move ms | images/s | peak GPU mem GiB | first call s |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in results["rows"]:
+        if "error" in r:
+            lines.append(f"| {r['compile']} | | {r['side']} | {r['batch']} | {r['error']} | | | | |")
+        else:
+            lines.append(f"| {r['compile']} | {r['dtype']} | {r['side']} | {r['batch']} | {r['first_ms']} | {r['slider_ms']} | "
+                         f"{r['images_per_s']} | {r['peak_mem_gib']} | {r['first_call_s']} |")
+    eager = {(r["side"], r["batch"]): r for r in results["rows"] if r["compile"] == "eager" and r.get("dtype") == "float16"}
+    ratios = [f"{r['compile']} at {r['batch']} x {r['side']} px: {eager[(r['side'], r['batch'])]['first_ms'] / r['first_ms']:.2f}x eager fp16"
+              for r in results["rows"] if r["compile"] != "eager" and "error" not in r and (r["side"], r["batch"]) in eager]
+    return "\n".join(lines + ["", "Speed-ups: " + "; ".join(ratios) + "."] if ratios else lines) + "\n"
+
+
 @torch.no_grad()
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="weights")
-    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--out", type=Path, help="result JSON (required unless --markdown-from); the table goes beside it as .md")
+    parser.add_argument("--markdown-from", type=Path, help="write the .md of an earlier result JSON and stop (no GPU needed)")
     args = parser.parse_args()
+    if args.markdown_from:
+        args.markdown_from.with_suffix(".md").write_text(markdown(json.loads(args.markdown_from.read_text())))
+        return
+    if args.out is None:
+        parser.error("--out is required")
     generator, config = load_model_folder(Path(args.model))
     results = {"device": torch.cuda.get_device_name(), "torch": torch.__version__,
                "matmul_tflops_bf16": round(matmul_tflops(torch.bfloat16), 1),
@@ -85,6 +112,7 @@ def main() -> None:
     def record(row: dict) -> None:  # written after every row: a run stopped at its time limit keeps what it measured
         results["rows"].append(row)
         args.out.write_text(json.dumps(results, indent=2))
+        args.out.with_suffix(".md").write_text(markdown(results))
         print(row, flush=True)
 
     lambdas = torch.tensor([[config["lambdas"]["defaults"][n] for n in config["lambdas"]["names"]]], device="cuda")

@@ -33,12 +33,32 @@ PLANS = {
 }
 
 
+def markdown(result: dict) -> str:
+    """The rows as a table, each variant's rate also against the first row's (the baseline of the same run)."""
+    rows = [r for r in result["rows"] if "error" not in r]
+    base = rows[0]["it_per_s"] if rows else None
+    lines = [f"{result['device']}, torch {result['torch']}: the real training loop (`python -m train.train`), 16 real images; "
+             "warm-up (and compilation) excluded.", "",
+             "| variant | batch × px | it/s | images/s | vs the first row | warm-up + compile s |", "|---|---|---|---|---|---|"]
+    for r in result["rows"]:
+        if "error" in r:
+            lines.append(f"| {r['variant']} | {r['batch']} × {r['size']} | {r['error']} | | | |")
+        else:
+            lines.append(f"| {r['variant']} | {r['batch']} × {r['size']} | {r['it_per_s']:.2f} | {r['it_per_s'] * r['batch']:.0f} | "
+                         f"{r['it_per_s'] / base:.2f} | {r['warmup_s']:.1f} |")
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--markdown-from", type=Path, help="write the .md of an earlier result JSON and stop")
     parser.add_argument("--device", choices=sorted(PLANS), default="cpu")
     parser.add_argument("--data", type=Path, default=DATA, help="folder with content/ and style/ (default: the shared data)")
     parser.add_argument("--out", type=Path, default=None, help="result file (default bench/results/train_speed_DEVICE.json)")
     args = parser.parse_args()
+    if args.markdown_from:
+        args.markdown_from.with_suffix(".md").write_text(markdown(json.loads(args.markdown_from.read_text())))
+        return
     env = {**os.environ, "OMP_NUM_THREADS": "2"} if args.device == "cpu" else dict(os.environ)
     out_file = args.out or RESULTS / f"train_speed_{args.device}.json"
     out_file.parent.mkdir(parents=True, exist_ok=True)
@@ -66,7 +86,9 @@ def main() -> None:
                 row = {"variant": name, "size": size, "batch": batch, "error": f"{type(err).__name__}: {err}"[:400]}
             rows.append(row)
             print(row, flush=True)
-            out_file.write_text(json.dumps({"device": device_name, "torch": torch.__version__, "rows": rows}, indent=2))
+            result = {"device": device_name, "torch": torch.__version__, "rows": rows}
+            out_file.write_text(json.dumps(result, indent=2))
+            out_file.with_suffix(".md").write_text(markdown(result))
 
 
 if __name__ == "__main__":

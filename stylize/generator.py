@@ -71,17 +71,17 @@ class StyleAttention(nn.Module):
         nn.init.zeros_(self.out.weight)  # starts as pure AdaIN; attention is learned on top
         nn.init.zeros_(self.out.bias)
 
-    def forward(self, content_normalised: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
-        b, _, h, w = content_normalised.shape
-        q = self.query(content_normalised).flatten(2).transpose(1, 2)  # (B, Lc, d)
-        k = self.key(_instance_normalise(style)).flatten(2).transpose(1, 2)  # (B, Ls, d)
+    def forward(self, content_normalized: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+        b, _, h, w = content_normalized.shape
+        q = self.query(content_normalized).flatten(2).transpose(1, 2)  # (B, Lc, d)
+        k = self.key(_instance_normalize(style)).flatten(2).transpose(1, 2)  # (B, Ls, d)
         v = self.value(style).flatten(2).transpose(1, 2)  # (B, Ls, dv)
         chunks = [F.scaled_dot_product_attention(q_chunk, k, v) for q_chunk in q.split(ATTENTION_QUERY_CHUNK, dim=1)]
         attended = torch.cat(chunks, dim=1).transpose(1, 2).reshape(b, -1, h, w)
         return self.out(attended)
 
 
-def _instance_normalise(feat: torch.Tensor) -> torch.Tensor:
+def _instance_normalize(feat: torch.Tensor) -> torch.Tensor:
     mean, std = mean_std(feat)
     return (feat - mean) / std
 

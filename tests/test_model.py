@@ -174,9 +174,9 @@ def test_lambda_spec_is_the_one_contract_of_config_json():
     assert LambdaSpec.from_config(legacy) == spec  # config.json written before the spelling was settled
     with pytest.raises(ValueError, match="must lie in its range"):
         LambdaSpec.for_training({"style": 100.0})
-    values = iter([0.0, 1.0, 0.5, 0.25, 0.999])
-    drawn = spec.sample(lambda: next(values))
-    assert drawn[0] == pytest.approx(TRAINING_RANGES["content"][0]) and drawn[1] == pytest.approx(TRAINING_RANGES["style"][1])
+    values = iter([0.0, 0.5, 0.25, 0.75, 0.999])
+    drawn = spec.sample(lambda: next(values))  # log-uniform: u = 0.5 is the geometric mean of the range's ends
+    assert drawn[0] == pytest.approx(TRAINING_RANGES["content"][0]) and drawn[1] == pytest.approx(3.0)
     assert all(lo <= v <= hi for v, (lo, hi) in zip(drawn, (TRAINING_RANGES[n] for n in LAMBDA_NAMES)))
     with pytest.warns(UserWarning, match="outside the trained range"):
         assert spec.resolve({"tv": 5.0})[2] == TRAINING_RANGES["tv"][1]

@@ -160,7 +160,7 @@ def distill(cfg: DistillConfig) -> Path:
     if cfg.init_from:
         initial, _ = load_student(Path(cfg.init_from))
         student.load_state_dict(initial.state_dict())
-        log.info("initialised from %s", cfg.init_from)
+        log.info("initialized from %s", cfg.init_from)
     optimizer = torch.optim.Adam(student.parameters(), lr=cfg.lr)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(s / cfg.iters, 1))))
     step = 0

@@ -59,8 +59,8 @@ class TrainConfig:
     style_size: int = 0  # square crop side of the paintings (0: --size)
     skip_taps: str = "relu1_1,relu2_1,relu3_1"  # taps under relu4_1 that feed the decoder (new models only)
     batch_size: int = 8  # per process, per accumulation step
-    grad_accum: int = 1  # micro-batches per optimiser step
-    iters: int = 20_000  # optimiser steps in total (a resumed run continues to this)
+    grad_accum: int = 1  # micro-batches per optimizer step
+    iters: int = 20_000  # optimizer steps in total (a resumed run continues to this)
     max_minutes: float = 0.0  # wall-clock budget; at the first step past it, save and stop (0: none)
     lr: float = 2e-4  # Adam learning rate of the generator
     lr_d: float = 2e-4  # Adam learning rate of the discriminator
@@ -95,8 +95,8 @@ HELP = {
                  "model; 'relu3_1' decodes from relu3_1 and deeper, as AdaIN/SANet/AdaAttN do; ignored with "
                  "--init-from (default %(default)s)",
     "batch_size": "examples per process per micro-batch (default %(default)s)",
-    "grad_accum": "micro-batches accumulated per optimiser step, for small GPUs (default %(default)s)",
-    "iters": "total optimiser steps; --resume continues up to this (default %(default)s)",
+    "grad_accum": "micro-batches accumulated per optimizer step, for small GPUs (default %(default)s)",
+    "iters": "total optimizer steps; --resume continues up to this (default %(default)s)",
     "max_minutes": "wall-clock budget in minutes: past it, save and stop as if --iters were reached (0: none)",
     "lr": "generator Adam learning rate (default %(default)s)",
     "lr_d": "discriminator Adam learning rate (default %(default)s)",
@@ -111,7 +111,7 @@ HELP = {
     "save_every": "steps between checkpoints and Hub uploads (default %(default)s)",
     "log_every": "steps between log lines/CSV rows (default %(default)s)",
     "resume": "continue from OUT/resume.pt (weights, optimizers, step, loss normalizers); the flags that shape the models must match",
-    "init_from": "initialise G (and D) from an inference folder such as weights/ (default: random)",
+    "init_from": "initialize G (and D) from an inference folder such as weights/ (default: random)",
     "holdout": "file listing image file names to exclude from training, one per line",
     "recon_fraction": "share of examples trained at strength 0 to reproduce their content (default %(default)s)",
     "normalizer_decay": "decay of the running average that scales each loss term (default %(default)s; "
