@@ -1,5 +1,6 @@
 """Shared by the benchmarks (and the app's tests): the held-out set, the Gatys reference, the peer package, image
 metrics, the app served on a loopback port."""
+import math
 import os
 import socket
 import statistics
@@ -18,7 +19,7 @@ REPO = Path(__file__).resolve().parents[1]
 from stylize import losses
 from stylize.encoder import VGGEncoder
 from stylize.functional import mean_std, pad_to_multiple
-from stylize.images import fit_size, load_image, read_name_list, to_pil, to_tensor
+from stylize.images import fit_size, load_image, paste_grid, read_name_list, to_pil, to_tensor
 
 DATA = REPO.parent / "shared" / "data"
 RESULTS = REPO / "bench" / "results"
@@ -159,20 +160,18 @@ def contact_sheet(rows: list[list], contents: list, styles: list, tile: int, row
     second column) and `styles` head the columns: images, or strings written in the cell."""
     from PIL import Image, ImageDraw
 
-    heads = 1 + (row_heads is not None)
-    sheet = Image.new("RGB", ((len(styles) + heads) * tile, (len(contents) + 1) * tile), "white")
-    for j, head in enumerate(styles):
-        if isinstance(head, str):
-            ImageDraw.Draw(sheet).text(((j + heads) * tile + 4, tile // 2), head, fill="black")
-        else:
-            sheet.paste(fit_size(head, tile), ((j + heads) * tile, 0))
-    for i, c in enumerate(contents):
-        sheet.paste(fit_size(c, tile), (0, (i + 1) * tile))
-        if row_heads is not None:
-            sheet.paste(fit_size(row_heads[i], tile), (tile, (i + 1) * tile))
-        for j, out in enumerate(rows[i]):
-            sheet.paste(fit_size(out, tile), ((j + heads) * tile, (i + 1) * tile))
-    return sheet
+    def cell(item):
+        if not isinstance(item, str):
+            return fit_size(item, tile)
+        image = Image.new("RGB", (tile, tile), "white")
+        ImageDraw.Draw(image).text((4, tile // 2), item, fill="black")
+        return image
+
+    corner = [Image.new("RGB", (tile, tile), "white")] * (1 + (row_heads is not None))
+    grid = [corner + [cell(head) for head in styles]]
+    for i, content in enumerate(contents):
+        grid.append([cell(content), *([cell(row_heads[i])] if row_heads is not None else []), *map(cell, rows[i])])
+    return paste_grid(grid, (tile, tile))
 
 
 def diagonal_pairs(contents: int, styles: int, count: int) -> list[tuple[int, int, int]]:
@@ -203,6 +202,15 @@ def encode_decode_flops(model, content: torch.Tensor, style: torch.Tensor, lambd
     with FlopCounterMode(display=False) as decode:
         model.decode(content_enc, style_enc, lambdas)
     return encode.get_total_flops(), decode.get_total_flops()
+
+
+def markdown_table(header: list[str], rows: list[list]) -> list[str]:
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header), *("| " + " | ".join(map(str, row)) + " |" for row in rows)]
+
+
+def log_spaced(lo: float, hi: float, count: int) -> list[float]:
+    """`count` values from lo to hi, evenly spaced in log λ, both ends included and none outside [lo, hi]."""
+    return [min(hi, max(lo, math.exp(math.log(lo) + i * (math.log(hi) - math.log(lo)) / (count - 1)))) for i in range(count)]
 
 
 def free_port() -> int:

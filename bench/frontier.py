@@ -12,12 +12,11 @@ outputs the probe (bench/artprobe.py) reads as paintings more often at equal con
 """
 import argparse
 import json
-import math
 
 import torch
 
 from artprobe import ArtProbe
-from common import RESULTS, Metrics, encoded_pairs, score, validation_images
+from common import RESULTS, Metrics, encoded_pairs, log_spaced, score, validation_images
 
 from stylize.pipeline import Stylizer
 
@@ -37,7 +36,7 @@ def main() -> None:
     probe = ArtProbe.load()
     lo = max(s.lambda_ranges["content"][0] for s in stylizers.values())
     hi = min(s.lambda_ranges["content"][1] for s in stylizers.values())
-    values = [min(hi, math.exp(math.log(lo) + i * (math.log(hi) - math.log(lo)) / (args.points - 1))) for i in range(args.points)]
+    values = log_spaced(lo, hi, args.points)
     curves = {}
     for name, stylizer in stylizers.items():
         metrics = Metrics(stylizer.generator.encoder)

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import torch
 
+from common import markdown_table
+
 from stylize.checkpoint import load_model_folder
 
 
@@ -76,15 +78,12 @@ def markdown(results: dict) -> str:
     lines = [f"{results['device']}, torch {results['torch']}, channels_last; median of 20 after warm-up; *compiled* = "
              "torch.compile of encode_content and decode (reduce-overhead adds CUDA graphs); first call = compile time. "
              f"Matrix rate measured on the card: {results['matmul_tflops_bf16']} TFLOP/s bf16, "
-             f"{results['matmul_tflops_fp16']} fp16 (8192³ products).", "",
-             "| mode | dtype | px | batch | first stylization ms | slider move ms | images/s | peak GPU mem GiB | first call s |",
-             "|---|---|---|---|---|---|---|---|---|"]
-    for r in results["rows"]:
-        if "error" in r:
-            lines.append(f"| {r['compile']} | | {r['side']} | {r['batch']} | {r['error']} | | | | |")
-        else:
-            lines.append(f"| {r['compile']} | {r['dtype']} | {r['side']} | {r['batch']} | {r['first_ms']} | {r['slider_ms']} | "
-                         f"{r['images_per_s']} | {r['peak_mem_gib']} | {r['first_call_s']} |")
+             f"{results['matmul_tflops_fp16']} fp16 (8192³ products).", ""]
+    columns = ["first_ms", "slider_ms", "images_per_s", "peak_mem_gib", "first_call_s"]
+    lines += markdown_table(
+        ["mode", "dtype", "px", "batch", "first stylization ms", "slider move ms", "images/s", "peak GPU mem GiB", "first call s"],
+        [[r["compile"], r.get("dtype", ""), r["side"], r["batch"], *([r["error"], "", "", "", ""] if "error" in r else [r[c] for c in columns])]
+         for r in results["rows"]])
     eager = {(r["side"], r["batch"]): r for r in results["rows"] if r["compile"] == "eager" and r.get("dtype") == "float16"}
     ratios = [f"{r['compile']} at {r['batch']} x {r['side']} px: {eager[(r['side'], r['batch'])]['first_ms'] / r['first_ms']:.2f}x eager fp16"
               for r in results["rows"] if r["compile"] != "eager" and "error" not in r and (r["side"], r["batch"]) in eager]

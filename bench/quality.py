@@ -9,14 +9,15 @@ between its two ends. Not run by pytest.
 """
 import argparse
 import json
-import math
 import statistics
 import time
 
 import torch
 
 from artprobe import ArtProbe
-from common import RESULTS, MicroAST, Metrics, Peer, contact_sheet, diagonal_pairs, gatys, held_out, load, spearman, to_pil, to_tensor
+from common import (
+    RESULTS, MicroAST, Metrics, Peer, contact_sheet, diagonal_pairs, gatys, held_out, load, log_spaced, spearman, to_pil, to_tensor,
+)
 
 from stylize.lambda_spec import LAMBDA_NAMES
 from stylize.pipeline import Stylizer
@@ -127,7 +128,7 @@ def sweep(stylizer: Stylizer, contents, styles, metrics: Metrics, probe: ArtProb
     out = {}
     for name in LAMBDA_NAMES:
         lo, hi = stylizer.lambda_ranges[name]
-        values = [min(hi, max(lo, math.exp(math.log(lo) + i * (math.log(hi) - math.log(lo)) / (count - 1)))) for i in range(count)]
+        values = log_spaced(lo, hi, count)
         key, sign = SWEEP_TARGETS[name]
         means, p_painting, images = [], [], []  # images[value][pair]
         for value in values:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from common import DATA, RESULTS, REPO
+from common import DATA, RESULTS, REPO, markdown_table
 
 # (name, size, batch, steps, warm-up steps, extra flags)
 PLANS = {
@@ -38,14 +38,12 @@ def markdown(result: dict) -> str:
     rows = [r for r in result["rows"] if "error" not in r]
     base = rows[0]["it_per_s"] if rows else None
     lines = [f"{result['device']}, torch {result['torch']}: the real training loop (`python -m train.train`), 16 real images; "
-             "warm-up (and compilation) excluded.", "",
-             "| variant | batch × px | it/s | images/s | vs the first row | warm-up + compile s |", "|---|---|---|---|---|---|"]
-    for r in result["rows"]:
-        if "error" in r:
-            lines.append(f"| {r['variant']} | {r['batch']} × {r['size']} | {r['error']} | | | |")
-        else:
-            lines.append(f"| {r['variant']} | {r['batch']} × {r['size']} | {r['it_per_s']:.2f} | {r['it_per_s'] * r['batch']:.0f} | "
-                         f"{r['it_per_s'] / base:.2f} | {r['warmup_s']:.1f} |")
+             "warm-up (and compilation) excluded.", ""]
+    lines += markdown_table(
+        ["variant", "batch × px", "it/s", "images/s", "vs the first row", "warm-up + compile s"],
+        [[r["variant"], f"{r['batch']} × {r['size']}", *([r["error"], "", "", ""] if "error" in r else [
+            f"{r['it_per_s']:.2f}", f"{r['it_per_s'] * r['batch']:.0f}", f"{r['it_per_s'] / base:.2f}", f"{r['warmup_s']:.1f}"])]
+         for r in result["rows"]])
     return "\n".join(lines) + "\n"
 
 

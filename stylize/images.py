@@ -119,6 +119,15 @@ def to_pil(tensor: torch.Tensor) -> Image.Image:
     return Image.fromarray(array, "RGB")
 
 
+def paste_grid(rows: list[list[Image.Image]], cell: tuple[int, int]) -> Image.Image:
+    """The images row by row on white, each at the top left of its `cell` = (width, height)."""
+    grid = Image.new("RGB", (cell[0] * max(len(row) for row in rows), cell[1] * len(rows)), "white")
+    for r, row in enumerate(rows):
+        for c, image in enumerate(row):
+            grid.paste(image, (c * cell[0], r * cell[1]))
+    return grid
+
+
 def read_name_list(path: Path, section: str | None = None) -> list[str]:
     """One file name per line; '#' starts a comment line. With `section`, only the names under the line '# <section>'
     (bench/holdout.txt's '# content' and '# style')."""

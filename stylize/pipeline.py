@@ -25,7 +25,7 @@ from .functional import rgb_to_yuv, yuv_to_rgb
 from .generator import Generator, StyleEncoding, cycle
 from .hub import resolve_model_folder
 from .lambda_spec import LAMBDA_NAMES, LambdaSpec
-from .images import MIN_SIDE, fit_size, load_image, to_pil, to_tensor
+from .images import MIN_SIDE, fit_size, load_image, paste_grid, to_pil, to_tensor
 from .student import Student
 
 # Encodings kept for slider moves, content and style together, bounded by the bytes their tensors hold: a content
@@ -263,13 +263,7 @@ class Stylizer:
                 for overrides in settings:
                     cells.append(to_pil(self.stylize_tensor(content_enc, style_enc, self.resolve_lambdas(overrides))))
                 rows.append(cells)
-        cell_w = max(c.width for row in rows for c in row)
-        cell_h = max(c.height for row in rows for c in row)
-        grid = Image.new("RGB", (cell_w * len(rows[0]), cell_h * len(rows)), "white")
-        for r, row in enumerate(rows):
-            for c, cell in enumerate(row):
-                grid.paste(cell, (c * cell_w, r * cell_h))
-        return grid
+        return paste_grid(rows, (max(c.width for row in rows for c in row), max(c.height for row in rows for c in row)))
 
     def critic(self, image: torch.Tensor, style: StyleEncoding) -> list[torch.Tensor]:
         """The discriminator's patch logits for `image` as a stylisation of `style` (an unconditional D ignores it)."""
