@@ -26,6 +26,40 @@ class StyleEncoding:
     relu4_1: torch.Tensor  # (B, 512, h, w): keys and values of the attention
 
 
+@dataclass
+class StyleMix:
+    """Several styles' encodings and their weights, which sum to 1 everywhere: numbers (a global mix) or (B, 1, H, W) maps
+    at the photo's size (regions). A decoder mixes them where it combines a style with the photo, in the AdaIN statistics
+    and in the attention, never in output pixels; the generator's and the student's decode take one in place of a style."""
+
+    styles: list
+    weights: list
+
+
+def at_resolution(weight, like: torch.Tensor):
+    """A number or a (B, 1, 1, 1) tensor as it is; a (B, 1, H, W) map at the photo's size, padded as the photo is for the
+    encoder and resized to `like`'s (a feature map's) resolution."""
+    if not isinstance(weight, torch.Tensor) or weight.shape[-2:] == (1, 1):
+        return weight
+    padded, _ = pad_to_multiple(weight, DOWNSAMPLE)
+    return F.interpolate(padded, size=like.shape[-2:], mode="bilinear", align_corners=False).to(like.dtype)
+
+
+def mixed_stats(style, level: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The style's (mean, std) at `level`; a StyleMix's weighted sum of its styles' (AdaIN is affine in both, so this is
+    the weighted sum of each style's AdaIN output, as AdaIN's own style interpolation)."""
+    if not isinstance(style, StyleMix):
+        return style.stats[level]
+    weights = [at_resolution(w, like) for w in style.weights]
+    return tuple(sum(w * s.stats[level][i] for w, s in zip(weights, style.styles)) for i in (0, 1))
+
+
+def strength_tensor(strength, feat: torch.Tensor) -> torch.Tensor:
+    """A number or (B,) -> (B, 1, 1, 1); a (B, 1, H, W) map stays a map (regions)."""
+    strength = torch.as_tensor(strength, dtype=feat.dtype, device=feat.device)
+    return strength.to(feat.dtype) if strength.dim() == 4 else strength.expand(feat.shape[0]).view(-1, 1, 1, 1)
+
+
 def register_log_lambda_normalization(module: nn.Module, lambda_ranges: dict) -> None:
     """Buffers saved with the weights, so a model keeps the normalization it was trained with."""
     center, halfwidth = log_normalization(lambda_ranges)
@@ -161,25 +195,30 @@ class Generator(nn.Module):
         z = z.to(self.film_mlp[0].weight.dtype)
         return list((0.1 * self.film_mlp(z)).split(self.film_sizes, dim=1))
 
-    def fuse_level(self, content: ContentEncoding, style: StyleEncoding, tap: int, alpha: torch.Tensor) -> torch.Tensor:
-        """Tap `tap` (0..3) of strength * stylised + (1 - strength) * content features; alpha is (B, 1, 1, 1).
+    def fuse_level(self, content: ContentEncoding, style: StyleEncoding | StyleMix, tap: int, alpha: torch.Tensor) -> torch.Tensor:
+        """Tap `tap` (0..3) of strength * stylized + (1 - strength) * content features; alpha is (B, 1, 1, 1), or a
+        (B, 1, H, W) strength map at the photo's size (regions).
 
         AdaIN and the strength blend fold into one multiply-add over the (large) feature map:
         alpha * ((f - mc) / sc * ss + ms) + (1 - alpha) * f = f * gain + bias
         """
-        (c_mean, c_std), (s_mean, s_std), feat = content.stats[tap], style.stats[tap], content.feats[tap]
+        (c_mean, c_std), feat = content.stats[tap], content.feats[tap]
+        (s_mean, s_std), alpha = mixed_stats(style, tap, feat), at_resolution(alpha, feat)
         scale = s_std / c_std
         fused = torch.addcmul(alpha * (s_mean - c_mean * scale), feat, alpha * scale + (1 - alpha))
         if tap == 3:
-            fused = fused + alpha * self.attention((feat - c_mean) / c_std, style.relu4_1)
+            normalized = (feat - c_mean) / c_std
+            if isinstance(style, StyleMix):
+                attended = sum(at_resolution(w, feat) * self.attention(normalized, s.relu4_1) for w, s in zip(style.weights, style.styles))
+            else:
+                attended = self.attention(normalized, style.relu4_1)
+            fused = fused + alpha * attended
         return fused
 
-    def decode(
-        self, content: ContentEncoding, style: StyleEncoding, lambdas: torch.Tensor, strength: float | torch.Tensor = 1.0
-    ) -> torch.Tensor:
-        batch = content.feats.relu4_1.shape[0]
-        feat4 = content.feats.relu4_1
-        alpha = torch.as_tensor(strength, dtype=feat4.dtype, device=feat4.device).expand(batch).view(-1, 1, 1, 1)
+    def decode(self, content: ContentEncoding, style: StyleEncoding | StyleMix, lambdas: torch.Tensor,
+               strength: float | torch.Tensor = 1.0) -> torch.Tensor:
+        """strength: a number, (B,) per example, or a (B, 1, H, W) map at the photo's size (0 keeps the photo there)."""
+        alpha = strength_tensor(strength, content.feats.relu4_1)
         films = iter(self.film_parameters(lambdas))
         x = self.entry(self.fuse_level(content, style, 3, alpha))
         for level, (tap, blocks, merge_up) in enumerate(zip(DECODER_TAPS, self.levels, self.merge_up)):

@@ -18,6 +18,23 @@ class ImageInputError(ValueError):
 
 def load_image(source, name: str = "image") -> Image.Image:
     """Path, bytes, file object, numpy array or PIL image -> RGB PIL image, orientation applied."""
+    return _to_rgb(decode_image(source, name), name)
+
+
+def load_mask(source, size: tuple[int, int]) -> Image.Image:
+    """A region mask, any image -> an "L" image of `size` (w, h): the style applies where it is white, or, in an image
+    with transparency (a layer painted in the app), where it is opaque. Another size than the photo's is resized."""
+    image = decode_image(source, "mask")
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (image.mode == "P" and "transparency" in image.info):
+        mask = ImageOps.exif_transpose(image).convert("RGBA").getchannel("A")
+    else:
+        mask = _to_rgb(image, "mask").convert("L")
+    return mask if mask.size == tuple(size) else mask.resize(tuple(size), Image.BILINEAR)
+
+
+def decode_image(source, name: str = "image") -> Image.Image:
+    """Path, bytes, file object, numpy array or PIL image -> a decoded PIL image in its own mode; ImageInputError if
+    it is not one (missing, broken, a decompression bomb, an unusable array)."""
     if isinstance(source, Image.Image):
         image = source
     elif isinstance(source, np.ndarray):
@@ -31,7 +48,7 @@ def load_image(source, name: str = "image") -> Image.Image:
         if isinstance(source, (bytes, bytearray)):
             source = io.BytesIO(source)
         image = _open(source, name)
-    return _to_rgb(image, name)
+    return image
 
 
 def _open(stream, name: str) -> Image.Image:

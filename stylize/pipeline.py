@@ -8,13 +8,15 @@ Example:
 import copy
 import dataclasses
 import hashlib
+import math
 import warnings
 from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
 
 import torch
-from PIL import Image
+import torch.nn.functional as F
+from PIL import Image, ImageFilter
 
 from . import losses
 from .checkpoint import (
@@ -22,10 +24,10 @@ from .checkpoint import (
 )
 from .discriminator import MultiScaleDiscriminator, style_code
 from .functional import rgb_to_yuv, yuv_to_rgb
-from .generator import Generator, StyleEncoding, cycle
+from .generator import Generator, StyleEncoding, StyleMix, cycle, mixed_stats
 from .hub import resolve_model_folder
+from .images import MIN_SIDE, fit_size, load_image, load_mask, paste_grid, to_pil, to_tensor
 from .lambda_spec import LAMBDA_NAMES, LambdaSpec
-from .images import MIN_SIDE, fit_size, load_image, paste_grid, to_pil, to_tensor
 from .student import Student
 
 # Encodings kept for slider moves, content and style together, bounded by the bytes their tensors hold: a content
@@ -33,6 +35,9 @@ from .student import Student
 CACHE_BYTES = 2 * 1024**3
 VARIANTS = ("quality", "fast")  # the VGG generator (the teacher); its distilled student, for CPUs
 MAX_SIDE = 2048  # largest output side: 2048 px peaks at ~4.6 GB on the CPU; larger requests are clamped with a warning
+MAX_STYLES = 4  # paintings in one mix
+STROKE_SCALES = (0.5, 2.0)  # the stroke-size control's range: the working size runs from twice to half the output's
+MASK_FEATHER = 0.01  # a region mask's edge is blurred over this share of the photo's long side, so no seam shows
 
 
 def available_devices() -> list[str]:
@@ -212,44 +217,76 @@ class Stylizer:
         """content, style: encode_content / encode_style of the same variant."""
         return self.model(variant).decode(content, style, lambdas.to(self.device), strength).float()
 
-    def __call__(self, content, style, lambdas: dict[str, float] | None = None, strength: float = 1.0,
+    def __call__(self, content, style=None, lambdas: dict[str, float] | None = None, strength: float = 1.0,
                  preserve_color: bool = False, max_side: int = 1024, refine_steps: int = 0, seed: int | None = None,
-                 variant: str | None = None) -> Image.Image:
+                 variant: str | None = None, **controls) -> Image.Image:
         """content, style: path, bytes, PIL or array. Returns an RGB PIL image of the (max_side-scaled) content's size.
 
         Images under 64 px on the short side are upscaled to 64 (VGG needs that much); max_side is at most MAX_SIDE
         (larger values are clamped with a warning); bad input raises stylize.images.ImageInputError, bad numbers
         ValueError. variant: "quality" or "fast" (default: the one from_pretrained chose).
+        controls (see stylize_steps): styles, style_weights (a mix), mask, outside_style (regions), stroke_scale.
         """
-        for image in self.stylize_steps(content, style, lambdas, strength, preserve_color, max_side, refine_steps, seed, variant):
+        for image in self.stylize_steps(content, style, lambdas, strength, preserve_color, max_side, refine_steps, seed,
+                                        variant, **controls):
             pass
         return image
 
-    def stylize_steps(self, content, style, lambdas: dict[str, float] | None = None, strength: float = 1.0,
+    def stylize_steps(self, content, style=None, lambdas: dict[str, float] | None = None, strength: float = 1.0,
                       preserve_color: bool = False, max_side: int = 1024, refine_steps: int = 0,
-                      seed: int | None = None, variant: str | None = None) -> Iterator[Image.Image]:
+                      seed: int | None = None, variant: str | None = None, *, styles: list | None = None,
+                      style_weights: list[float] | None = None, mask=None, outside_style=None,
+                      stroke_scale: float = 1.0) -> Iterator[Image.Image]:
         """What __call__ computes, one picture at a time: the one-pass result, then the image after each refine step.
-        A caller may stop early (a time budget, a Stop button) and keep the last picture it got."""
+        A caller may stop early (a time budget, a Stop button) and keep the last picture it got.
+
+        styles, style_weights: up to MAX_STYLES paintings mixed with these weights (default equal) in place of `style`.
+        mask: an image, white (or opaque) where the style applies; elsewhere the photo stays, or `outside_style` paints.
+        stroke_scale: brush strokes larger (up to 2) or smaller (down to 0.5) at the same output size: the model paints
+        the photo at its size divided by this, and larger strokes get the photo's fine detail back."""
         if not 0.0 <= strength <= 1.0:  # NaN fails this too
             raise ValueError(f"strength must be in [0, 1], got {strength}")
         if not _is_whole_number(refine_steps, 0):
             raise ValueError(f"refine steps must be a whole number >= 0, got {refine_steps!r}")
+        if not (isinstance(stroke_scale, (int, float)) and STROKE_SCALES[0] <= stroke_scale <= STROKE_SCALES[1]):
+            raise ValueError(f"stroke scale must be a number in [{STROKE_SCALES[0]}, {STROKE_SCALES[1]}], got {stroke_scale!r}")
+        if mask is not None and refine_steps:
+            raise ValueError("refine does not take a region mask: render the regions in one pass, or refine without a mask")
         max_side = checked_max_side(max_side)
         variant = self.checked_variant(variant)
-        content_image = fit_size(load_image(content, "content"), max_side)
-        style_image = fit_size(load_image(style, "style"), self.style_max_side)  # once; encode_style's fit is then a no-op
         lambda_tensor = self.resolve_lambdas(lambdas)
-        content_tensor = to_tensor(content_image) if preserve_color else None
+        style_images, weights = checked_styles(style, styles, style_weights)
+        photo = fit_size(load_image(content, "content"), max_side)
+        work_image = painting_size(photo, stroke_scale)
+        style_images = [fit_size(load_image(s, f"style {i + 1}" if len(style_images) > 1 else "style"), self.style_max_side)
+                        for i, s in enumerate(style_images)]  # fitted once: encode_style's own fit is then a no-op
+        style_arg = self.style_argument(style_images, weights, variant)
+        strength_arg = strength
+        if mask is not None:
+            region = to_tensor(feathered(load_mask(mask, work_image.size)).convert("RGB"))[:, :1].to(self.device, self.dtype)
+            if outside_style is not None:
+                outside = self.encode_style(fit_size(load_image(outside_style, "outside style"), self.style_max_side), variant)
+                inside = style_arg if isinstance(style_arg, StyleMix) else StyleMix([style_arg], [1.0])
+                style_arg = StyleMix([*inside.styles, outside], [*(w * region for w in inside.weights), 1 - region])
+            else:
+                strength_arg = strength * region
+        photo_tensor = to_tensor(photo)
 
         def finish(out: torch.Tensor) -> Image.Image:
-            return to_pil(keep_luminance_only(out, content_tensor.to(out.device)) if preserve_color else out)
+            out = at_photo_size(out.float().cpu(), photo_tensor, with_detail=stroke_scale > 1)
+            return to_pil(keep_luminance_only(out, photo_tensor) if preserve_color else out)
 
-        content_enc, style_enc = self.encode_content(content_image, variant), self.encode_style(style_image, variant)
-        out = self.stylize_tensor(content_enc, style_enc, lambda_tensor, strength, variant)
+        content_enc = self.encode_content(work_image, variant)
+        out = self.stylize_tensor(content_enc, style_arg, lambda_tensor, strength_arg, variant)
         yield finish(out)
         if refine_steps > 0:
-            for out in self.refine(out, content_image, style_image, lambda_tensor, refine_steps, seed):
+            for out in self.refine(out, work_image, style_images, weights, lambda_tensor, refine_steps, seed):
                 yield finish(out)
+
+    def style_argument(self, style_images: list[Image.Image], weights: list[float], variant: str):
+        """The decoders' style input: one style's encoding, or a StyleMix of several."""
+        encodings = [self.encode_style(image, variant) for image in style_images]
+        return encodings[0] if len(encodings) == 1 else StyleMix(encodings, weights)
 
     def lambda_sweep_grid(self, contents: list[Image.Image], styles: list[Image.Image], tile: int = 192) -> Image.Image:
         """Rows: each (content, style) pair. Columns: content | style | default lambdas | low and high of each lambda."""
@@ -270,18 +307,19 @@ class Stylizer:
         return self.discriminator(image.float(), style_code(style.stats) if self.discriminator.conditional else None)
 
     # --- refine: optimise the image with exactly these lambdas ---------------------------------
-    def refine(self, start: torch.Tensor, content_image: Image.Image, style_image: Image.Image,
+    def refine(self, start: torch.Tensor, content_image: Image.Image, style_images: list[Image.Image], weights: list[float],
                lambdas: torch.Tensor, steps: int, seed: int | None = None, lr: float = 0.01) -> Iterator[torch.Tensor]:
-        """Yields the image after each of `steps` Adam steps on exactly these lambdas' objective.
-        style_image already fitted to style_max_side, as stylize_steps passes it."""
+        """Yields the image after each of `steps` Adam steps on exactly these lambdas' objective. Several styles: their
+        Gram matrices and statistics mixed with `weights`. style_images already fitted to style_max_side."""
         gen = torch.Generator(device="cpu").manual_seed(0 if seed is None else seed)
         generator = self._fp32_generator()
         with torch.no_grad():
             content = to_tensor(content_image).to(self.device)
             content_enc = generator.encode_content(content)
-            style_feats = generator.encoder(to_tensor(style_image).to(self.device))
-            style_grams = losses.style_grams(style_feats)
-            style_enc = Generator.style_encoding_from_feats(style_feats)
+            style_feats = [generator.encoder(to_tensor(image).to(self.device)) for image in style_images]
+            style_grams = [sum(w * g for w, g in zip(weights, grams)) for grams in zip(*map(losses.style_grams, style_feats))]
+            encodings = [Generator.style_encoding_from_feats(feats) for feats in style_feats]
+            style_enc = StyleEncoding([mixed_stats(StyleMix(encodings, weights), tap, None) for tap in range(4)], encodings[0].relu4_1)
         # a little noise lets the optimizer leave the generator's exact output
         noise = torch.randn(start.shape, generator=gen).to(self.device) * 0.01
         image = (start.float() + noise).clamp(0, 1).requires_grad_(True)
@@ -336,6 +374,49 @@ def checked_max_side(max_side) -> int:
         warnings.warn(f"max side {max_side} is above the limit of {MAX_SIDE} px (memory); using {MAX_SIDE}", stacklevel=3)
         return MAX_SIDE
     return max_side
+
+
+def checked_styles(style, styles, weights) -> tuple[list, list[float]]:
+    """The paintings to use and their weights, normalised to sum 1; styles of weight 0 are left out, so a mix of one
+    style at weight 1 is exactly that style."""
+    if (style is None) == (styles is None):
+        raise ValueError("give one style, or a list of styles (styles=[...]), not both" if style is not None else "no style given")
+    styles = [style] if styles is None else list(styles)
+    if not 1 <= len(styles) <= MAX_STYLES:
+        raise ValueError(f"a mix takes 1 to {MAX_STYLES} styles, got {len(styles)}")
+    weights = [1.0] * len(styles) if weights is None else list(weights)
+    if len(weights) != len(styles):
+        raise ValueError(f"{len(styles)} styles but {len(weights)} style weights")
+    if not all(isinstance(w, (int, float)) and not isinstance(w, bool) and math.isfinite(w) and w >= 0 for w in weights) or not sum(weights):
+        raise ValueError(f"style weights must be finite numbers >= 0, not all 0; got {weights}")
+    kept = [(s, w / sum(weights)) for s, w in zip(styles, weights) if w > 0]
+    return [s for s, _ in kept], [w for _, w in kept]
+
+
+def painting_size(photo: Image.Image, stroke_scale: float) -> Image.Image:
+    """The photo at the size the model paints it: its size divided by the stroke scale, within MIN_SIDE and MAX_SIDE."""
+    if stroke_scale == 1:
+        return photo
+    scale = min(1 / stroke_scale, MAX_SIDE / max(photo.size))
+    scale = max(scale, MIN_SIDE / min(photo.size))
+    return photo.resize((round(photo.width * scale), round(photo.height * scale)), Image.LANCZOS if scale < 1 else Image.BICUBIC)
+
+
+def feathered(mask: Image.Image) -> Image.Image:
+    return mask.filter(ImageFilter.GaussianBlur(max(1.0, MASK_FEATHER * max(mask.size))))
+
+
+def at_photo_size(out: torch.Tensor, photo: torch.Tensor, with_detail: bool) -> torch.Tensor:
+    """The painting resized to the photo's size; with_detail adds back the photo's luminance detail finer than the
+    painting's size (large strokes, sharp outlines)."""
+    if out.shape[-2:] == photo.shape[-2:]:
+        return out
+    resize = lambda t, size: F.interpolate(t, size=size, mode="bicubic", antialias=True, align_corners=False)  # noqa: E731
+    result = resize(out, photo.shape[-2:])
+    if with_detail:
+        luminance = photo.mean(dim=1, keepdim=True)
+        result = result + luminance - resize(resize(luminance, out.shape[-2:]), photo.shape[-2:])
+    return result.clamp(0, 1)
 
 
 def keep_luminance_only(stylized: torch.Tensor, content: torch.Tensor) -> torch.Tensor:

@@ -10,7 +10,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .functional import mean_std, pad_to_multiple
-from .generator import FiLMResBlock, conv3x3, normalized_log_lambdas, register_log_lambda_normalization
+from .generator import (
+    FiLMResBlock, StyleMix, at_resolution, conv3x3, mixed_stats, normalized_log_lambdas, register_log_lambda_normalization,
+    strength_tensor,
+)
 from .lambda_spec import LAMBDA_NAMES, TRAINING_RANGES
 
 DOWNSAMPLE = 8
@@ -92,23 +95,28 @@ class Student(nn.Module):
         return StudentStyle(stats, code)
 
     # --- fusion + decoding (one slider move) ----------------------------------------------
-    def decode(self, content: StudentContent, style: StudentStyle, lambdas: torch.Tensor,
+    def decode(self, content: StudentContent, style: StudentStyle | StyleMix, lambdas: torch.Tensor,
                strength: float | torch.Tensor = 1.0) -> torch.Tensor:
+        """As Generator.decode. The decoder's FiLM takes one code per image: for a mix of regions, each style's code
+        weighted by the share of the picture it covers, and the mean strength."""
         half, quarter, eighth = content.feats
         batch = eighth.shape[0]
-        alpha = torch.as_tensor(strength, dtype=eighth.dtype, device=eighth.device).expand(batch).view(-1, 1, 1, 1)
+        alpha = strength_tensor(strength, eighth)
         z = normalized_log_lambdas(self, lambdas)
-        condition = torch.cat([z.to(style.code.dtype), alpha.view(-1, 1), style.code.expand(batch, -1)], dim=1)
+        code = (sum(torch.as_tensor(w, dtype=s.code.dtype, device=s.code.device).mean(dim=(1, 2, 3)).view(-1, 1) * s.code
+                    if isinstance(w, torch.Tensor) else w * s.code for w, s in zip(style.weights, style.styles))
+                if isinstance(style, StyleMix) else style.code)
+        condition = torch.cat([z.to(code.dtype), alpha.mean(dim=(1, 2, 3)).view(-1, 1), code.expand(batch, -1)], dim=1)
         films = iter((0.1 * self.film_mlp(condition)).split(self.film_sizes, dim=1))
 
-        x = self._adain(eighth, content.stats[2], style.stats[2], alpha)
+        x = self._adain(eighth, content.stats[2], mixed_stats(style, 2, eighth), at_resolution(alpha, eighth))
         for block in self.eighth_blocks:
             x = block(x, next(films).to(x.dtype))
         x = F.relu(self.up_to_quarter(F.interpolate(x, scale_factor=2, mode="nearest")))
-        x = x + self.quarter_skip(self._adain(quarter, content.stats[1], style.stats[1], alpha))
+        x = x + self.quarter_skip(self._adain(quarter, content.stats[1], mixed_stats(style, 1, quarter), at_resolution(alpha, quarter)))
         x = self.quarter_block(x, next(films).to(x.dtype))
         x = self.up_to_half(F.interpolate(x, scale_factor=2, mode="nearest"))
-        x = F.relu(x + self.half_skip(self._adain(half, content.stats[0], style.stats[0], alpha)))
+        x = F.relu(x + self.half_skip(self._adain(half, content.stats[0], mixed_stats(style, 0, half), at_resolution(alpha, half))))
         h, w = content.size
         return torch.sigmoid(self.head(F.interpolate(x, scale_factor=2, mode="nearest")))[:, :, :h, :w]
 
