@@ -18,11 +18,12 @@ from pathlib import Path
 
 import gradio as gr
 from gradio.utils import get_upload_folder
+from PIL import ImageChops
 
 from stylize.checkpoint import CheckpointError
 from stylize.lambda_spec import LAMBDA_NAMES
 from stylize.images import ImageInputError, fit_size, load_image
-from stylize.pipeline import MAX_SIDE, Stylizer
+from stylize.pipeline import MAX_SIDE, MAX_STYLES, STROKE_SCALES, Stylizer
 
 EXAMPLES = Path(__file__).resolve().parent / "examples"
 LAMBDA_INFO = {
@@ -128,71 +129,88 @@ renders_first = RendersFirst()
 results = ResultFiles()
 
 
-@on_zero_gpu(duration=lambda content, style, lambdas, strength, preserve_color, resolution, variant: gpu_seconds(resolution))
-def render(content, style, lambdas, strength, preserve_color, resolution, variant):
+@on_zero_gpu(duration=lambda content, options: gpu_seconds(options["max_side"]))
+def render(content, options: dict):
     with renders_first.render():
-        return stylizer(content, style, lambdas=lambdas, strength=strength, preserve_color=preserve_color, max_side=resolution,
-                        variant=variant)
+        return stylizer(content, **options)
 
 
-@on_zero_gpu(duration=lambda content, style, lambdas, strength, preserve_color, resolution, variant, steps:
-             gpu_seconds(resolution, steps))
-def refine(content, style, lambdas, strength, preserve_color, resolution, variant, steps):
+@on_zero_gpu(duration=lambda content, options, steps: gpu_seconds(options["max_side"], steps))
+def refine(content, options: dict, steps: int):
     """Yields (steps done, picture): the one-pass picture (of `variant`) first; refine itself is always the VGG objective."""
-    pictures = stylizer.stylize_steps(content, style, lambdas=lambdas, strength=strength, preserve_color=preserve_color,
-                                      max_side=resolution, refine_steps=steps, variant=variant)
-    for done, picture in enumerate(pictures):
+    for done, picture in enumerate(stylizer.stylize_steps(content, refine_steps=steps, **options)):
         yield done, picture
         if stylizer.device.type == "cpu":
             renders_first.wait_for_renders()
 
 
-def checked(content, style, lambdas: dict, strength, preserve_color, resolution, variant) -> tuple:
+def checked(content, style, lambdas: dict, strength, preserve_color, resolution, variant, stroke_scale=1.0,
+            mix: tuple = (), weights: tuple = (), mask=None, outside_style=None) -> dict:
+    """The page's or an API caller's settings as Stylizer keyword arguments; a gr.Error in one line where they are wrong.
+    mix, weights: the further styles of a mix (empty slots left out) and every style's weight, the first's first."""
     if content is None or style is None:
         raise gr.Error("Add a content photo and a style image first.")
     if variant not in stylizer.variants:
         raise gr.Error(f"model must be one of: {', '.join(stylizer.variants)}")
     try:
-        return (content, style, {n: float(v) for n, v in lambdas.items()}, float(strength), bool(preserve_color), int(resolution),
-                variant)
+        options = dict(lambdas={n: float(v) for n, v in lambdas.items()}, strength=float(strength),
+                       preserve_color=bool(preserve_color), max_side=int(resolution), variant=variant,
+                       stroke_scale=float(stroke_scale))
+        used = [(s, float(w)) for s, w in zip((style, *mix), weights or [1.0] * (1 + len(mix))) if s is not None]
     except (TypeError, ValueError):
-        raise gr.Error("λ, strength and resolution must be numbers.") from None
+        raise gr.Error("λ, strength, stroke size, weights and resolution must be numbers.") from None
+    if len(used) == 1:
+        options["style"] = style
+    else:
+        options["styles"], options["style_weights"] = [s for s, _ in used], [w for _, w in used]
+    if mask is not None:
+        options.update(mask=mask, outside_style=outside_style)
+    return options
 
 
-def describe(image, elapsed: float, lambdas: dict, variant: str, note: str = "") -> str:
-    weights = ", ".join(f"{n} {v:.3g}" for n, v in lambdas.items())
-    return f"**{image.width}×{image.height}** in **{elapsed:.2f} s** on `{stylizer.device}` ({variant}) · λ: {weights}{note}"
+def describe(image, elapsed: float, options: dict, note: str = "") -> str:
+    weights = ", ".join(f"{n} {v:.3g}" for n, v in options["lambdas"].items())
+    mix = f" · {len(options['styles'])} styles mixed" if "styles" in options else ""
+    region = " · painted regions" if "mask" in options else ""
+    return (f"**{image.width}×{image.height}** in **{elapsed:.2f} s** on `{stylizer.device}` ({options['variant']}) · "
+            f"λ: {weights}{mix}{region}{note}")
 
 
-def stylize(content, style, strength=1.0, preserve_color=False, resolution=DEFAULT_RESOLUTION, variant=None, **lambdas):
-    """Content photo + style image -> ((photo, stylised) for the before/after view, the stylised PNG, a summary).
-    λ as lambda_content=..., lambda_style=... (their checkpoint defaults where left out); one forward pass."""
-    args = checked(content, style, {n.removeprefix("lambda_"): v for n, v in lambdas.items()}, strength, preserve_color, resolution,
-                   variant or DEFAULT_VARIANT)
+def stylize(content, style, strength=1.0, preserve_color=False, resolution=DEFAULT_RESOLUTION, variant=None, stroke_scale=1.0,
+            style_2=None, style_3=None, style_4=None, weight_1=1.0, weight_2=1.0, weight_3=1.0, weight_4=1.0, mask=None,
+            outside_style=None, **lambdas):
+    """Content photo + style image -> ((photo, stylized) for the before/after view, the stylized PNG, a summary).
+    λ as lambda_content=..., lambda_style=... (their checkpoint defaults where left out); one forward pass.
+    style_2..4 with weight_1..4: a mix; mask (white = style) with outside_style (else the photo stays): regions;
+    stroke_scale: brush strokes larger (up to 2) or smaller (down to 0.5)."""
+    options = checked(content, style, {n.removeprefix("lambda_"): v for n, v in lambdas.items()}, strength, preserve_color,
+                      resolution, variant or DEFAULT_VARIANT, stroke_scale, (style_2, style_3, style_4),
+                      (weight_1, weight_2, weight_3, weight_4), mask, outside_style)
     started = time.perf_counter()
     try:
-        image = render(*args)
+        image = render(content, options)
     except (ImageInputError, ValueError) as err:  # bad files, bad numbers (an API caller's NaN)
         raise gr.Error(str(err)) from None
     pair, download = results.pair(content, image)
-    return pair, download, describe(image, time.perf_counter() - started, args[2], args[6])
+    return pair, download, describe(image, time.perf_counter() - started, options)
 
 
 def refine_steps(content, style, strength=1.0, preserve_color=False, resolution=DEFAULT_RESOLUTION, variant=None, steps=10,
-                 progress=gr.Progress(), **lambdas):
-    """Optimises the picture with exactly these λ, showing it as it goes; on a CPU bounded in time and size."""
-    content, style, lambda_values, strength, preserve_color, resolution, variant = checked(
-        content, style, {n.removeprefix("lambda_"): v for n, v in lambdas.items()}, strength, preserve_color, resolution,
-        variant or DEFAULT_VARIANT)
+                 stroke_scale=1.0, style_2=None, style_3=None, style_4=None, weight_1=1.0, weight_2=1.0, weight_3=1.0,
+                 weight_4=1.0, progress=gr.Progress(), **lambdas):
+    """Optimizes the picture with exactly these λ, showing it as it goes; on a CPU bounded in time and size."""
+    options = checked(content, style, {n.removeprefix("lambda_"): v for n, v in lambdas.items()}, strength, preserve_color,
+                      resolution, variant or DEFAULT_VARIANT, stroke_scale, (style_2, style_3, style_4),
+                      (weight_1, weight_2, weight_3, weight_4))
     steps = max(0, min(int(steps), MAX_REFINE_STEPS))
     on_cpu = stylizer.device.type == "cpu"
-    if on_cpu and resolution > CPU_REFINE_MAX_SIDE:
+    if on_cpu and options["max_side"] > CPU_REFINE_MAX_SIDE:
         gr.Info(f"On this CPU, refine works at {CPU_REFINE_MAX_SIDE} px at most.")
-        resolution = CPU_REFINE_MAX_SIDE
+        options["max_side"] = CPU_REFINE_MAX_SIDE
     started = last_shown = time.perf_counter()
     progress((0, steps), desc="refining", unit="steps")
     try:
-        for done, picture in refine(content, style, lambda_values, strength, preserve_color, resolution, variant, steps):
+        for done, picture in refine(content, options, steps):
             elapsed = time.perf_counter() - started
             out_of_time = on_cpu and elapsed > CPU_REFINE_SECONDS
             progress((done, steps), desc="refining", unit="steps")
@@ -202,7 +220,7 @@ def refine_steps(content, style, strength=1.0, preserve_color=False, resolution=
                 if out_of_time and done < steps:
                     note += f" (stopped at this CPU's {CPU_REFINE_SECONDS} s limit)"
                 pair, download = results.pair(content, picture)
-                yield pair, download, describe(picture, elapsed, lambda_values, variant, note)
+                yield pair, download, describe(picture, elapsed, options, note)
             if out_of_time:
                 return
     except (ImageInputError, ValueError) as err:
@@ -214,18 +232,37 @@ def from_log_sliders(logs: dict) -> dict:
     return {f"lambda_{n}": 10.0 ** float(logs[f"log_{n}"]) for n in LAMBDA_NAMES}
 
 
-def stylize_page(content, style, strength, preserve_color, resolution, variant, **logs):
-    return stylize(content, style, strength, preserve_color, resolution, variant, **from_log_sliders(logs))
+def painted_mask(region: dict | None, mask_upload):
+    """The region the style applies to: the uploaded mask, else what was painted on the photo (the layers' opaque
+    pixels); None where neither holds anything."""
+    if mask_upload is not None:
+        return mask_upload
+    layers = [layer for layer in (region or {}).get("layers") or [] if layer is not None]
+    if not layers:
+        return None
+    alpha = layers[0].getchannel("A")
+    for layer in layers[1:]:
+        alpha = ImageChops.lighter(alpha, layer.getchannel("A").resize(alpha.size))
+    return alpha if alpha.getextrema()[1] > 0 else None
 
 
-def refine_page(content, style, strength, preserve_color, resolution, variant, steps, progress=gr.Progress(), **logs):
-    yield from refine_steps(content, style, strength, preserve_color, resolution, variant, steps, progress, **from_log_sliders(logs))
+def stylize_page(content, style, strength, preserve_color, resolution, variant, stroke_scale, style_2, style_3, style_4,
+                 weight_1, weight_2, weight_3, weight_4, region, mask_upload, outside_style, **logs):
+    return stylize(content, style, strength, preserve_color, resolution, variant, stroke_scale, style_2, style_3, style_4,
+                   weight_1, weight_2, weight_3, weight_4, painted_mask(region, mask_upload), outside_style,
+                   **from_log_sliders(logs))
 
 
-def image_upload(label: str, elem_id: str, **options) -> gr.Image:
+def refine_page(content, style, strength, preserve_color, resolution, variant, steps, stroke_scale, style_2, style_3, style_4,
+                weight_1, weight_2, weight_3, weight_4, progress=gr.Progress(), **logs):
+    yield from refine_steps(content, style, strength, preserve_color, resolution, variant, steps, stroke_scale, style_2, style_3,
+                            style_4, weight_1, weight_2, weight_3, weight_4, progress, **from_log_sliders(logs))
+
+
+def image_upload(label: str, elem_id: str, sources=("upload", "clipboard"), **options) -> gr.Image:
     """An image input that hands the uploaded file's path on undecoded: the pipeline's loader handles
     every mode and explains a broken file, where Gradio's own decoding fails with an internal error."""
-    component = gr.Image(label=label, type="filepath", sources=["upload", "clipboard"], elem_id=elem_id, **options)
+    component = gr.Image(label=label, type="filepath", sources=list(sources), elem_id=elem_id, **options)
     component.preprocess = lambda payload: None if payload is None else payload.path
     return component
 
@@ -236,7 +273,7 @@ def build_demo() -> gr.Blocks:
     with gr.Blocks(title="Stylize", delete_cache=GRADIO_CACHE) as demo:
         gr.Markdown("# Stylize\nAny photo, any painting. Move a slider: the picture follows in one forward pass.")
         with gr.Row():
-            content = image_upload("Content photo", "content")
+            content = image_upload("Content photo", "content", sources=("upload", "clipboard", "webcam"))
             style = image_upload("Style image", "style")
             output = gr.ImageSlider(label="Before | after", type="filepath", interactive=False, elem_id="output")
         with gr.Row():
@@ -267,8 +304,32 @@ def build_demo() -> gr.Blocks:
                 with gr.Row():
                     refine_button = gr.Button("Refine", elem_id="refine")
                     stop = gr.Button("Stop", variant="stop", elem_id="stop")
+                stroke = gr.Slider(STROKE_SCALES[0], STROKE_SCALES[1], value=1.0, step=0.05, label="Stroke size",
+                                   info="larger or smaller brush strokes at the same output size", elem_id="stroke_scale")
                 info = gr.Markdown(label="summary", elem_id="info")
                 download = gr.DownloadButton("Download full-resolution PNG", elem_id="download")
+        with gr.Accordion("Mix styles", open=False, elem_id="mix"):
+            gr.Markdown("Up to four paintings, mixed in the model's style statistics and attention by these weights.")
+            weight_1 = gr.Slider(0, 1, value=1.0, step=0.05, label="Weight of the style image above", elem_id="weight_1")
+            with gr.Row():
+                mix_slots, mix_weights, mix_columns = [], [], []
+                for k in range(2, MAX_STYLES + 1):
+                    with gr.Column(visible=k == 2, min_width=160) as column:
+                        mix_slots.append(image_upload(f"Style {k}", f"style_{k}"))
+                        mix_weights.append(gr.Slider(0, 1, value=1.0, step=0.05, label=f"Weight of style {k}", elem_id=f"weight_{k}"))
+                    mix_columns.append(column)
+            for slot, following in zip(mix_slots, mix_columns[1:]):  # a slot appears once the one before it is used
+                slot.change(lambda image: gr.Column(visible=image is not None), slot, following, api_visibility="private")
+        with gr.Accordion("Paint regions", open=False, elem_id="regions"):
+            gr.Markdown("Paint over the photo where the style goes (or upload a mask, white = style). Unpainted parts keep "
+                        "the photo, or take the painting below. Press Stylize when done.")
+            with gr.Row():
+                region = gr.ImageEditor(label="Paint where the style goes", type="pil", sources=[], format="png",
+                                        brush=gr.Brush(colors=["#ff3355"], default_size=40), layers=False, elem_id="region")
+                mask_upload = image_upload("…or upload a mask", "mask")
+                outside_style = image_upload("Style outside the painted region (empty: keep the photo)", "outside_style")
+        content.change(lambda photo: {"background": photo, "layers": [], "composite": photo} if photo else None, content, region,
+                       api_visibility="private")
         pairs = zip(sorted((EXAMPLES / "content").glob("*.jpg")), sorted((EXAMPLES / "style").glob("*.jpg")))
         gr.Examples(examples=[[str(c), str(s)] for c, s in pairs], inputs=[content, style], outputs=[output, download, info],
                     fn=lambda c, s: stylize(c, s, **{f"lambda_{n}": v for n, v in defaults.items()}),
@@ -276,27 +337,34 @@ def build_demo() -> gr.Blocks:
         gr.Examples(examples=[[str(s)] for s in sorted((EXAMPLES / "style").glob("*.jpg"))], inputs=[style], label="Example styles")
 
         settings = {"content": content, "style": style, "strength": strength, "preserve_color": preserve, "resolution": resolution,
-                    "variant": variant}
+                    "variant": variant, "stroke_scale": stroke, "weight_1": weight_1,
+                    **{f"style_{k}": slot for k, slot in enumerate(mix_slots, 2)},
+                    **{f"weight_{k}": w for k, w in enumerate(mix_weights, 2)}}
+        regions = {"region": region, "mask_upload": mask_upload, "outside_style": outside_style}
         outputs = [output, download, info]
 
         slider_inputs = {f"log_{n}": s for n, s in sliders.items()}
         # Encodings are cached, so a slider release re-runs only fusion + decoder; the last release while a render
         # runs is the one rendered next (always_last), so the picture always ends up matching the sliders.
-        gr.on([run.click, *(s.release for s in sliders.values()), strength.release, preserve.input, resolution.input, variant.input],
-              stylize_page, inputs_kwargs={**settings, **slider_inputs}, outputs=outputs, api_visibility="private",
+        gr.on([run.click, *(s.release for s in [*sliders.values(), strength, stroke, weight_1, *mix_weights]), preserve.input,
+               resolution.input, variant.input],
+              stylize_page, inputs_kwargs={**settings, **regions, **slider_inputs}, outputs=outputs, api_visibility="private",
               trigger_mode="always_last", show_progress="minimal", concurrency_id="render", concurrency_limit=1)
         refining = refine_button.click(refine_page, inputs_kwargs={**settings, **slider_inputs, "steps": refine_count}, outputs=outputs,
                                        api_visibility="private", show_progress="minimal", concurrency_id="refine", concurrency_limit=1)
         stop.click(None, cancels=[refining], api_visibility="private")
-        reset.click(lambda: [s.value for s in sliders.values()] + [1.0], outputs=[*sliders.values(), strength], api_visibility="private")
+        reset.click(lambda: [s.value for s in sliders.values()] + [1.0, 1.0], outputs=[*sliders.values(), strength, stroke],
+                    api_visibility="private")
 
         # The API: the same handlers with λ itself as named parameters (view_api lists them with their defaults).
         with gr.Row(visible=False):
             api_lambdas = {f"lambda_{n}": gr.Number(defaults[n], label=f"lambda_{n}", minimum=ranges[n][0], maximum=ranges[n][1])
                            for n in LAMBDA_NAMES}
             api_steps = gr.Number(10, label="steps", minimum=0, maximum=MAX_REFINE_STEPS, precision=0)
+            api_mask = image_upload("mask", "api_mask")
             api_stylize, api_refine = gr.Button(), gr.Button()
-        api_stylize.click(stylize, inputs_kwargs={**settings, **api_lambdas}, outputs=outputs, api_name="stylize",
+        api_stylize.click(stylize, inputs_kwargs={**settings, **api_lambdas, "mask": api_mask, "outside_style": outside_style},
+                          outputs=outputs, api_name="stylize",
                           concurrency_id="render", concurrency_limit=1)
         api_refine.click(refine_steps, inputs_kwargs={**settings, **api_lambdas, "steps": api_steps}, outputs=outputs,
                          api_name="refine", concurrency_id="refine", concurrency_limit=1)

@@ -204,6 +204,22 @@ def encode_decode_flops(model, content: torch.Tensor, style: torch.Tensor, lambd
     return encode.get_total_flops(), decode.get_total_flops()
 
 
+def texture_frequency(image, photo=None) -> float:
+    """The scale of a picture's texture: the power-weighted mean spatial frequency (cycles per pixel) of its luminance
+    above 2 % of the sampling rate; with `photo` (same size), of what the stylization added to the photo's luminance,
+    i.e. the strokes rather than the photo's own detail. Larger strokes, lower frequency."""
+    import numpy as np
+
+    gray = np.asarray(image.convert("L"), dtype=np.float64)
+    if photo is not None:
+        gray = gray - np.asarray(photo.convert("L"), dtype=np.float64)
+    power = np.abs(np.fft.fft2(gray - gray.mean())) ** 2
+    fy, fx = np.meshgrid(np.fft.fftfreq(gray.shape[0]), np.fft.fftfreq(gray.shape[1]), indexing="ij")
+    radius = np.hypot(fy, fx)
+    band = (radius > 0.02) & (radius <= 0.5)
+    return float((power[band] * radius[band]).sum() / power[band].sum())
+
+
 def markdown_table(header: list[str], rows: list[list]) -> list[str]:
     return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header), *("| " + " | ".join(map(str, row)) + " |" for row in rows)]
 

@@ -1,5 +1,10 @@
-"""stylize CONTENT STYLE -o OUT [flags]   (or: python -m stylize ...)"""
+"""stylize CONTENT STYLE -o OUT [flags]   (or: python -m stylize ...)
+
+CONTENT and STYLE may be files, folders or globs: with more than one of either, OUT is a folder that receives every pair
+as CONTENT__STYLE.png, with one model load and each photo and painting encoded once.
+"""
 import argparse
+import glob
 import re
 import sys
 import time
@@ -10,14 +15,24 @@ from .lambda_spec import LAMBDA_NAMES
 
 # argparse reads "-inf", "-nan" or "-1e3" after a flag as another flag; such values are joined to their flag
 SIGNED_NUMBER = re.compile(r"^-(inf(inity)?|nan|\d+(\.\d*)?(e[-+]?\d+)?|\.\d+(e[-+]?\d+)?)$", re.IGNORECASE)
-NUMBER_FLAGS = {f"--lambda-{name}" for name in LAMBDA_NAMES} | {"--strength", "--max-side", "--refine"}
+NUMBER_FLAGS = {f"--lambda-{name}" for name in LAMBDA_NAMES} | {"--strength", "--max-side", "--refine", "--stroke-scale"}
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".avif"}
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="stylize", description="Stylise a photo with any painting.")
-    parser.add_argument("content", type=Path, help="content photo")
-    parser.add_argument("style", type=Path, help="style image (any painting)")
-    parser.add_argument("-o", "--output", type=Path, required=True, help="output image path (PNG or JPEG by suffix)")
+    parser = argparse.ArgumentParser(prog="stylize", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("content", help="content photo: a file, a folder or a glob ('photos/*.jpg')")
+    parser.add_argument("style", nargs="?", help="style image (any painting): a file, a folder or a glob; or use --style")
+    parser.add_argument("-o", "--output", type=Path, required=True,
+                        help="output image (PNG or JPEG by suffix); a folder when CONTENT or STYLE holds several images")
+    parser.add_argument("--style", dest="mix", action="append", metavar="IMAGE",
+                        help="a style of a mix, up to 4 times (in place of STYLE): --style a.jpg --style b.jpg")
+    parser.add_argument("--style-weights", type=float, nargs="+", metavar="W",
+                        help="the mix's weights, one per --style (default: equal; normalised to sum 1)")
+    parser.add_argument("--mask", help="region mask: the style applies where it is white (or opaque); resized to the photo")
+    parser.add_argument("--outside-style", help="with --mask: this painting styles the rest instead of keeping the photo")
+    parser.add_argument("--stroke-scale", type=float, default=1.0,
+                        help="brush strokes larger (up to 2) or smaller (down to 0.5) at the same output size (default %(default)s)")
     parser.add_argument("--max-side", type=int, default=1024,
                         help="the content is downscaled to this long side, 64 to 2048 (larger is clamped; default %(default)s)")
     for name in LAMBDA_NAMES:
@@ -25,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
                             help=f"{name} loss weight (default: the checkpoint's; clamped to its trained range)")
     parser.add_argument("--strength", type=float, default=1.0, help="style strength in [0, 1]; 0 reproduces the content (default %(default)s)")
     parser.add_argument("--preserve-color", action="store_true", help="keep the content's colours (luminance-only transfer)")
-    parser.add_argument("--refine", type=int, default=0, metavar="N", help="optimise the output for N steps with exactly these lambdas (default 0)")
+    parser.add_argument("--refine", type=int, default=0, metavar="N", help="optimize the output for N steps with exactly these lambdas (default 0)")
     parser.add_argument("--model", default=None, help="model folder or Hub repo id (default: the embedded weights/)")
     parser.add_argument("--variant", choices=("auto", "fast", "quality"), default="quality",
                         help="fast: the distilled student; quality: the VGG generator; auto: fast on a CPU (default %(default)s)")
@@ -44,20 +59,46 @@ def join_signed_numbers(argv: list[str]) -> list[str]:
     return out
 
 
+def expand(source: str) -> tuple[list[Path], bool]:
+    """A file, a folder (its images, sorted) or a glob -> (paths, whether it names a set rather than one file)."""
+    path = Path(source)
+    if path.is_dir():
+        return sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES), True
+    if glob.has_magic(source):
+        return sorted(Path(p) for p in glob.glob(source, recursive=True) if Path(p).is_file()), True
+    return [path], False
+
+
 def main(argv=None) -> int:
-    args = build_parser().parse_args(join_signed_numbers(sys.argv[1:] if argv is None else list(argv)))
+    parser = build_parser()
+    args = parser.parse_args(join_signed_numbers(sys.argv[1:] if argv is None else list(argv)))
+    if (args.style is None) == (args.mix is None):
+        parser.error("give one STYLE, or the styles of a mix with --style (not both)")
+    if args.style_weights is not None and args.mix is None:
+        parser.error("--style-weights goes with --style")
+    if args.outside_style is not None and args.mask is None:
+        parser.error("--outside-style goes with --mask")
     from .checkpoint import CheckpointError
     from .images import ImageInputError
     from .pipeline import Stylizer
 
-    started = time.perf_counter()
+    contents, many_contents = expand(args.content)
+    styles, many_styles = expand(args.style) if args.style is not None else ([None], False)
+    if not contents or not styles:
+        print(f"error: no images match {args.content if not contents else args.style}", file=sys.stderr)
+        return 1
     lambdas = {n: getattr(args, f"lambda_{n}") for n in LAMBDA_NAMES if getattr(args, f"lambda_{n}") is not None}
+    controls = dict(lambdas=lambdas, strength=args.strength, preserve_color=args.preserve_color, max_side=args.max_side,
+                    refine_steps=args.refine, styles=args.mix, style_weights=args.style_weights, mask=args.mask,
+                    outside_style=args.outside_style, stroke_scale=args.stroke_scale)
+    started = time.perf_counter()
     try:
+        stylizer = Stylizer.from_pretrained(args.model, variant=args.variant, device=args.device)
+        if many_contents or many_styles:
+            return batch(stylizer, contents, styles, args.output, controls, started, (ImageInputError, OSError))
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            stylizer = Stylizer.from_pretrained(args.model, variant=args.variant, device=args.device)
-            image = stylizer(args.content, args.style, lambdas=lambdas, strength=args.strength,
-                             preserve_color=args.preserve_color, max_side=args.max_side, refine_steps=args.refine)
+            image = stylizer(contents[0], styles[0], **controls)
         for warning in caught:  # e.g. a lambda clamped to its trained range
             print(f"note: {warning.message}", file=sys.stderr)
         args.output.parent.mkdir(parents=True, exist_ok=True)
@@ -68,3 +109,30 @@ def main(argv=None) -> int:
     print(f"{args.output}  ({image.width}x{image.height}, {time.perf_counter() - started:.2f} s on {stylizer.device}, "
           f"{stylizer.variant} model)")
     return 0
+
+
+def batch(stylizer, contents: list[Path], styles: list, out_dir: Path, controls: dict, started: float, skippable) -> int:
+    """Every (content, style) pair into out_dir as CONTENT__STYLE.png; an unreadable file costs its pairs one line each
+    and the run goes on. Exit 1 only when nothing was written."""
+    from tqdm import tqdm
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written, failed, notes = 0, [], set()
+    pairs = [(c, s) for c in contents for s in styles]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for content, style in tqdm(pairs, desc="stylize", unit="image", disable=None):
+            name = f"{content.stem}__{style.stem if style is not None else 'mix'}.png"
+            try:
+                stylizer(content, style, **controls).save(out_dir / name)
+                written += 1
+            except skippable as err:
+                failed.append(name)
+                tqdm.write(f"skipped {content.name} x {style.name if style is not None else 'mix'}: {err}", file=sys.stderr)
+        notes.update(str(w.message) for w in caught)
+    for note in sorted(notes):
+        print(f"note: {note}", file=sys.stderr)
+    seconds = time.perf_counter() - started
+    print(f"{written} of {len(pairs)} images written to {out_dir} in {seconds:.1f} s ({written / seconds:.2f} images/s on "
+          f"{stylizer.device}, {stylizer.variant} model){f'; {len(failed)} skipped' if failed else ''}")
+    return 0 if written else 1

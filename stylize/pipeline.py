@@ -37,6 +37,9 @@ VARIANTS = ("quality", "fast")  # the VGG generator (the teacher); its distilled
 MAX_SIDE = 2048  # largest output side: 2048 px peaks at ~4.6 GB on the CPU; larger requests are clamped with a warning
 MAX_STYLES = 4  # paintings in one mix
 STROKE_SCALES = (0.5, 2.0)  # the stroke-size control's range: the working size runs from twice to half the output's
+# Larger strokes are painted smaller and enlarged; half the photo's luminance detail finer than that comes back (all
+# of it returns the photo's own fine texture, which reads as small strokes again: bench/results/controls.md).
+DETAIL_KEPT = 0.5
 MASK_FEATHER = 0.01  # a region mask's edge is blurred over this share of the photo's long side, so no seam shows
 
 
@@ -243,7 +246,7 @@ class Stylizer:
         styles, style_weights: up to MAX_STYLES paintings mixed with these weights (default equal) in place of `style`.
         mask: an image, white (or opaque) where the style applies; elsewhere the photo stays, or `outside_style` paints.
         stroke_scale: brush strokes larger (up to 2) or smaller (down to 0.5) at the same output size: the model paints
-        the photo at its size divided by this, and larger strokes get the photo's fine detail back."""
+        the photo at its size divided by this, and larger strokes get some of the photo's fine detail back."""
         if not 0.0 <= strength <= 1.0:  # NaN fails this too
             raise ValueError(f"strength must be in [0, 1], got {strength}")
         if not _is_whole_number(refine_steps, 0):
@@ -407,15 +410,15 @@ def feathered(mask: Image.Image) -> Image.Image:
 
 
 def at_photo_size(out: torch.Tensor, photo: torch.Tensor, with_detail: bool) -> torch.Tensor:
-    """The painting resized to the photo's size; with_detail adds back the photo's luminance detail finer than the
-    painting's size (large strokes, sharp outlines)."""
+    """The painting resized to the photo's size; with_detail adds back DETAIL_KEPT of the photo's luminance detail finer
+    than the painting's size (large strokes, sharper outlines)."""
     if out.shape[-2:] == photo.shape[-2:]:
         return out
     resize = lambda t, size: F.interpolate(t, size=size, mode="bicubic", antialias=True, align_corners=False)  # noqa: E731
     result = resize(out, photo.shape[-2:])
     if with_detail:
         luminance = photo.mean(dim=1, keepdim=True)
-        result = result + luminance - resize(resize(luminance, out.shape[-2:]), photo.shape[-2:])
+        result = result + DETAIL_KEPT * (luminance - resize(resize(luminance, out.shape[-2:]), photo.shape[-2:]))
     return result.clamp(0, 1)
 
 

@@ -127,8 +127,8 @@ def test_app_module_settings_and_zero_gpu_durations(tmp_path):
 import json, spaces, app
 render, refine = spaces.DECORATED['render'], spaces.DECORATED['refine']
 print(json.dumps({"torch_before": spaces.TORCH_BEFORE, "delete_cache": list(app.demo.delete_cache),
-                  "render": [render(None, None, {}, 1.0, False, side, "quality") for side in (512, 2048)],
-                  "refine": [refine(None, None, {}, 1.0, False, side, "quality", steps) for side, steps in ((512, 10), (2048, 10), (2048, 50))]}))
+                  "render": [render(None, {"max_side": side}) for side in (512, 2048)],
+                  "refine": [refine(None, {"max_side": side}, steps) for side, steps in ((512, 10), (2048, 10), (2048, 50))]}))
 """
     done = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, timeout=120,
                           env={**os.environ, "PYTHONPATH": str(tmp_path / "fake")})
