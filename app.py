@@ -291,6 +291,8 @@ def build_demo() -> gr.Blocks:
                                       api_visibility="private")
             with gr.Column():
                 strength = gr.Slider(0, 1, value=1.0, step=0.05, label="Style strength", info="0 gives the photo back", elem_id="strength")
+                stroke = gr.Slider(STROKE_SCALES[0], STROKE_SCALES[1], value=1.0, step=0.05, label="Stroke size",
+                                   info="larger or smaller brush strokes at the same output size", elem_id="stroke_scale")
                 preserve = gr.Checkbox(label="Preserve colour (luminance-only transfer)", value=False)
                 resolution = gr.Dropdown(RESOLUTIONS, value=DEFAULT_RESOLUTION, label="Output resolution (long side, px)")
                 variant = gr.Radio(list(stylizer.variants), value=DEFAULT_VARIANT, label="Model", elem_id="variant",
@@ -304,8 +306,6 @@ def build_demo() -> gr.Blocks:
                 with gr.Row():
                     refine_button = gr.Button("Refine", elem_id="refine")
                     stop = gr.Button("Stop", variant="stop", elem_id="stop")
-                stroke = gr.Slider(STROKE_SCALES[0], STROKE_SCALES[1], value=1.0, step=0.05, label="Stroke size",
-                                   info="larger or smaller brush strokes at the same output size", elem_id="stroke_scale")
                 info = gr.Markdown(label="summary", elem_id="info")
                 download = gr.DownloadButton("Download full-resolution PNG", elem_id="download")
         with gr.Accordion("Mix styles", open=False, elem_id="mix"):

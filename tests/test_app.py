@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -161,7 +162,9 @@ def test_results_are_stored_once_in_gradios_cache_and_removed_once_old(monkeypat
     assert Image.open(before).size == (64, 48)
 
 
-def test_real_browser_upload_run_sliders_in_lambda_and_the_last_release_wins(app_url):
+@contextmanager
+def browser_page(url: str, height: int):
+    """The app in a real headless Chromium (Debian's: Playwright cannot download one here)."""
     from playwright.sync_api import sync_playwright
 
     if not Path(CHROMIUM).exists():
@@ -173,8 +176,14 @@ def test_real_browser_upload_run_sliders_in_lambda_and_the_last_release_wins(app
         browser = p.chromium.launch(executable_path=CHROMIUM, args=[
             "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
             "--disable-sync", "--no-first-run"])
-        page = browser.new_page(viewport={"width": 1400, "height": 1100})
-        page.goto(app_url)
+        page = browser.new_page(viewport={"width": 1400, "height": height})
+        page.goto(url)
+        yield page
+        browser.close()
+
+
+def test_real_browser_upload_run_sliders_in_lambda_and_the_last_release_wins(app_url):
+    with browser_page(app_url, 1100) as page:
         page.locator("#content input[type=file]").set_input_files(str(CONTENT))
         page.locator("#style input[type=file]").set_input_files(str(STYLE))
         page.locator("#run").click()
@@ -204,4 +213,42 @@ def test_real_browser_upload_run_sliders_in_lambda_and_the_last_release_wins(app
         # an example row fills both images and shows its result (the first pair: a 512 x 331 photo)
         page.locator("table tbody tr").first.click()
         page.wait_for_function("document.querySelector('#info').innerText.includes('512×331')", timeout=120_000)
-        browser.close()
+
+
+def test_api_mixes_styles_and_paints_regions_by_name(client, tmp_path):
+    from gradio_client import handle_file
+
+    mask = tmp_path / "mask.png"
+    Image.new("L", (40, 30), 255).crop((0, 0, 40, 30)).save(mask)
+    _, _, info = client.predict(content=handle_file(str(CONTENT)), style=handle_file(str(STYLE)), resolution=256,
+                                style_2=handle_file(str(REPO / "examples" / "style" / "deb-gcompris-van_gogh_the_night_cafe.jpg")),
+                                weight_1=0.7, weight_2=0.3, mask=handle_file(str(mask)), stroke_scale=1.5, api_name="/stylize")
+    assert "2 styles mixed" in info and "painted regions" in info and "256×170" in info
+
+
+def test_real_browser_mixes_styles_and_paints_a_region(app_url):
+    with browser_page(app_url, 1400) as page:
+        page.locator("#content input[type=file]").set_input_files(str(CONTENT))
+        page.locator("#style input[type=file]").set_input_files(str(STYLE))
+        page.get_by_text("Mix styles").click()
+        assert not page.locator("#style_3").is_visible()  # unused slots stay hidden
+        page.locator("#style_2 input[type=file]").set_input_files(str(REPO / "examples" / "style" / "deb-gcompris-van_gogh_the_night_cafe.jpg"))
+        page.locator("#style_3").wait_for(state="visible", timeout=30_000)  # the next slot appears once this one is used
+        page.get_by_text("Paint regions").click()
+        page.locator("#run").click()
+        page.wait_for_function("document.querySelector('#info').innerText.includes('2 styles mixed')", timeout=120_000)
+        page.wait_for_timeout(1000)
+        page.screenshot(path=str(ARTIFACTS / "app_controls.png"), full_page=True)  # docs/screenshot.png is cut from it
+
+        # paint on the photo: a brush stroke across the editor's canvas marks where the style goes
+        canvas = page.locator("#region canvas").first
+        canvas.wait_for(state="visible", timeout=30_000)
+        canvas.scroll_into_view_if_needed()
+        page.wait_for_timeout(1000)  # the editor draws the photo as its background
+        box = canvas.bounding_box()
+        page.mouse.move(box["x"] + box["width"] * 0.2, box["y"] + box["height"] * 0.5)
+        page.mouse.down()
+        page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.5, steps=10)
+        page.mouse.up()
+        page.locator("#run").click()
+        page.wait_for_function("document.querySelector('#info').innerText.includes('painted regions')", timeout=120_000)
