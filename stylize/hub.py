@@ -61,7 +61,7 @@ def resolve_model_folder(path_or_repo_id: str | Path | None = None, *, revision:
         raise CheckpointError(f"cannot download {repo_id}: {one_line(err)}") from None
 
 
-def model_card(config: dict, repo_id: str, sample_image: str | None) -> str:
+def model_card(config: dict, repo_id: str, sample_image: str | None, loss_curve: str | None = None) -> str:
     lam = config["lambdas"]
     training = config.get("training", {})
     stages = training.get("stages") or [{}]
@@ -70,6 +70,7 @@ def model_card(config: dict, repo_id: str, sample_image: str | None) -> str:
     )
     data = stages[-1].get("data", {})
     sample = f"\n![samples]({sample_image})\n" if sample_image else ""
+    curve = f"\n![G and D losses during training]({loss_curve})\n" if loss_curve else ""
     return f"""---
 library_name: stylize
 license: mit
@@ -111,7 +112,7 @@ Sampled log-uniformly per example during training; values outside the trained ra
 
 - steps: {training.get("step", "?")} in {len(stages)} stage(s); the last: {_stage_line(stages[-1])}
 - content images (last stage): {_data_line(data.get("content"))}
-- style images (last stage): {_data_line(data.get("style"))}
+- style images (last stage): {_data_line(data.get("style"))}{curve}
 - encoder: VGG16 (ImageNet, Caffe weights) blocks 1–4, frozen
 
 ## Licences
@@ -131,6 +132,8 @@ def _stage_line(stage: dict) -> str:
 def _data_line(description: dict | None) -> str:
     if not description:
         return "?"
+    if "dataset" in description:
+        return f"{description['images']} from the dataset `{description['dataset']}` (split {description['split']})"
     return f"{description['images']} from a folder named `{description['folder']}` (file list sha256 {description['file_list_sha256'][:12]})"
 
 

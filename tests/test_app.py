@@ -117,7 +117,8 @@ def test_a_render_does_not_wait_for_another_visitors_refine_and_stop_ends_it(cli
 
 
 def test_app_module_settings_and_zero_gpu_durations(tmp_path):
-    """`spaces` is imported before torch; each GPU function gets a duration that grows with the work."""
+    """`spaces` is imported before torch; each GPU function gets a duration that grows with the work; the photo may come
+    from a webcam."""
     fake = tmp_path / "fake" / "spaces"
     fake.mkdir(parents=True)
     (fake / "__init__.py").write_text(
@@ -127,7 +128,8 @@ def test_app_module_settings_and_zero_gpu_durations(tmp_path):
     probe = """
 import json, spaces, app
 render, refine = spaces.DECORATED['render'], spaces.DECORATED['refine']
-print(json.dumps({"torch_before": spaces.TORCH_BEFORE, "delete_cache": list(app.demo.delete_cache),
+sources = {b.elem_id: list(b.sources) for b in app.demo.blocks.values() if b.elem_id in ("content", "style")}
+print(json.dumps({"torch_before": spaces.TORCH_BEFORE, "delete_cache": list(app.demo.delete_cache), "sources": sources,
                   "render": [render(None, {"max_side": side}) for side in (512, 2048)],
                   "refine": [refine(None, {"max_side": side}, steps) for side, steps in ((512, 10), (2048, 10), (2048, 50))]}))
 """
@@ -137,6 +139,7 @@ print(json.dumps({"torch_before": spaces.TORCH_BEFORE, "delete_cache": list(app.
     found = json.loads(done.stdout.strip().splitlines()[-1])
     assert found["torch_before"] is False
     assert found["delete_cache"] == [600, 3600]
+    assert found["sources"] == {"content": ["upload", "clipboard", "webcam"], "style": ["upload", "clipboard"]}
     assert found["render"][0] <= found["render"][1] < found["refine"][1] < found["refine"][2] <= 120
     assert found["refine"][0] < found["refine"][1]
 

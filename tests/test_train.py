@@ -1,4 +1,5 @@
 """Training: CLI smoke, resume equivalence, atomic saves, unreadable files, NaN guard, Hub upload."""
+import csv
 import subprocess
 from concurrent.futures import Future
 import sys
@@ -44,7 +45,7 @@ def test_cli_smoke_trains_and_loads_in_pipeline(data_dirs, tmp_path):
     assert done.returncode == 0, done.stderr
     assert "skipped 1 unreadable" in done.stderr  # reported once, not a crash
     assert sorted(p.name for p in (out / "model").iterdir()) == sorted(
-        ["config.json", "generator.safetensors", "discriminator.safetensors", "vgg16_imagenet.safetensors", "README.md", "samples.png"])
+        ["config.json", "generator.safetensors", "discriminator.safetensors", "vgg16_imagenet.safetensors", "README.md", "samples.png", "loss_curve.png"])
     assert (out / "samples" / "step_000003.png").exists() and (out / "resume.pt").exists()
     assert len((out / "log.csv").read_text().splitlines()) == 4  # header + 3 steps
     stylizer = Stylizer.from_pretrained(out / "model", device="cpu")
@@ -144,7 +145,8 @@ def test_nan_step_is_skipped_and_counted_then_repeated_nans_stop(data_dirs, tmp_
     monkeypatch.setattr(train_mod.losses, "tv_loss", tv_nan_once)
     assert train_mod.main(args_for(data_dirs, out, "--iters", "3", "--resume")) == 0
     assert "non-finite loss, step skipped (1 in a row, 1 total)" in caplog.text
-    assert (out / "log.csv").read_text().splitlines()[-1].endswith(",1")  # counted in the log
+    with (out / "log.csv").open() as f:
+        assert list(csv.DictReader(f))[-1]["nonfinite"] == "1"  # counted in the log
     good = (out / "model" / "generator.safetensors").read_bytes()
 
     monkeypatch.setattr(train_mod.losses, "tv_loss", lambda image: real_tv(image) * float("nan"))
@@ -183,9 +185,10 @@ def test_push_to_hub_uploads_the_model_folder(data_dirs, tmp_path, monkeypatch):
     for _, kwargs, future in uploads:
         assert kwargs["repo_id"] == "someone/stylize-test" and kwargs["run_as_future"] is True
         assert future.files == ["README.md", "config.json", "discriminator.safetensors", "generator.safetensors",
-                                "samples.png", "vgg16_imagenet.safetensors"]
+                                "loss_curve.png", "samples.png", "vgg16_imagenet.safetensors"]
         assert "library_name: stylize" in future.readme and "- style-transfer" in future.readme and "- gan" in future.readme
         assert "| style | 3 | 0.3 – 30 |" in future.readme and "![samples](samples.png)" in future.readme
+        assert "](loss_curve.png)" in future.readme
         assert 'pip install "stylize @ git+https://' in future.readme and "--model someone/stylize-test" in future.readme
         assert "CC BY 4.0" in future.readme and "Simonyan & Zisserman" in future.readme
     assert "step 2" in uploads[-1][1]["commit_message"]
@@ -230,22 +233,17 @@ def test_a_failed_upload_is_reported_when_it_fails_and_training_goes_on(data_dir
     assert (tmp_path / "run" / "model" / "generator.safetensors").exists()
 
 
-def test_prefetcher_hands_back_exactly_what_each_key_draws():
-    drawn = []
-
-    def draw(step, micro):
-        drawn.append((step, micro))
-        return (torch.full((2,), float(step * 10 + micro)),)
-
-    keys = [(0, 0), (1, 0), (1, 0), (2, 0)]  # (1, 0) twice: a step skipped by the NaN guard is redrawn
-    for background in (True, False):
-        drawn.clear()
-        prefetch = train_data.Prefetcher(draw, background=background)
-        for key, upcoming in zip(keys, keys[1:] + [None]):
-            (batch,) = prefetch.get(key, upcoming)
-            assert torch.equal(batch, torch.full((2,), float(key[0] * 10 + key[1])))
-        prefetch.close()
-        assert drawn.count((0, 0)) == 1 and drawn.count((2, 0)) == 1  # prefetched keys are not drawn twice
+def test_worker_processes_draw_exactly_what_one_process_draws(data_dirs):
+    sources = tuple(train_data.ImageSource.from_folder(d) for d in data_dirs)
+    examples = train_data.Examples(sources, 3, (32, 40), 5, lambda uniform: (uniform(), uniform() < 0.5))
+    direct = [examples.batch(step) for step in range(4, 7)]
+    for workers in (0, 2):
+        batches = train_data.loader(examples, 4, workers, pin_memory=False)
+        for expected in direct:
+            got = next(batches)
+            assert all(torch.equal(a, b) for a, b in zip(got, expected))
+        del batches
+    assert direct[0][0].shape == (3, 3, 32, 32) and direct[0][1].shape == (3, 3, 40, 40)
 
 
 def test_compiled_training_matches_eager(data_dirs, tmp_path):
@@ -277,3 +275,45 @@ def test_resume_with_other_model_shaping_flags_is_one_line_and_stages_are_record
     assert train_mod.main(args_for(data_dirs, out, "--iters", "2", "--resume")) == 0
     stages = Stylizer.from_pretrained(out / "model", device="cpu").config["training"]["stages"]
     assert [(s["from_step"], s["steps"]) for s in stages] == [(0, 2)]  # a resumed run continues its stage
+
+
+def test_trains_from_datasets_saved_to_disk_and_from_an_imagefolder_with_tensorboard(data_dirs, tmp_path):
+    datasets = pytest.importorskip("datasets")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    images = [Image.open(p).convert("RGB") for p in sorted(data_dirs[0].glob("*.png"))]
+    saved = tmp_path / "photos_arrow"
+    datasets.Dataset.from_dict({"picture": images}, features=datasets.Features({"picture": datasets.Image()})).save_to_disk(saved)
+    out = tmp_path / "run"
+    args = ["--content-dataset", str(saved), "--content-image-column", "picture", "--style-dataset", str(data_dirs[1] / "nested"),
+            "--out", str(out), "--size", "64", "--batch-size", "2", "--iters", "2", "--log-every", "1", "--sample-every", "2",
+            "--report-to", "tensorboard"]
+    assert train_mod.main(args) == 0
+    stage = Stylizer.from_pretrained(out / "model", device="cpu").config["training"]["stages"][-1]
+    assert stage["data"]["content"]["dataset"] == "photos_arrow" and stage["data"]["content"]["images"] == 4
+    assert stage["data"]["style"]["images"] == 4  # the imagefolder
+    events = EventAccumulator(str(out / "tensorboard"))
+    events.Reload()
+    assert {"loss/style", "loss/d_loss", "discriminator/score_on_stylized", "speed/images_per_s"} <= set(events.Tags()["scalars"])
+    assert events.Tags()["images"] == ["samples"]
+    assert train_mod.main([*args[:2], "--content-image-column", "photo", *args[4:]]) == 1  # a wrong column: one line
+
+
+def test_a_hub_dataset_without_network_is_one_line(data_dirs, tmp_path, monkeypatch, caplog):
+    pytest.importorskip("datasets")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # the network boundary
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    code = train_mod.main(["--content-dir", str(data_dirs[0]), "--style-dataset", "huggan/wikiart", "--out", str(tmp_path / "x")])
+    assert code == 1
+    (message,) = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert message.startswith("error: cannot load dataset 'huggan/wikiart'") and "\n" not in message
+
+
+def test_nothing_is_decoded_before_the_first_step(data_dirs, tmp_path, monkeypatch):
+    decoded = []
+    real_load = train_data.load_image
+    monkeypatch.setattr(train_data, "load_image", lambda *a, **k: decoded.append(a[0]) or real_load(*a, **k))
+    sources = train_mod.load_sources(train_mod.parse_args(args_for(data_dirs, tmp_path / "run")))
+    assert decoded == [] and len(sources[0]) == 4 and len(sources[1]) == 5  # listed, not read
+    sources[0].crop(0, 32, torch.Generator().manual_seed(0))
+    assert len(decoded) == 1

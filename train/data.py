@@ -1,9 +1,14 @@
-"""Image folders -> in-memory banks of decoded images -> random crops, deterministic per (seed, step, rank)."""
+"""Training data read on demand: image folders or Hugging Face datasets -> random crops, each a pure function of
+(seed, step, example), decoded in DataLoader worker processes.
+
+Nothing is decoded before step 1 and a process holds no corpus in memory (an optional cache holds what fits a stated
+budget), so memory and start-up do not grow with the corpus. Because every draw is a pure function of its key, a
+resumed run, a multi-process run and any number of workers see exactly the examples of one unbroken process.
+"""
 import functools
 import hashlib
 import logging
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +18,7 @@ from PIL import Image
 from stylize.images import ImageInputError, load_image
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
+CROP_MARGIN = 1.15  # images are resized to this times the crop side (short side), then cropped at random
 log = logging.getLogger("stylize.train")
 
 
@@ -24,95 +30,134 @@ def list_images(folder: Path) -> list[Path]:
 
 
 @dataclass
-class ImageBank:
-    """Every image decoded once and kept in RAM as uint8 (C, H, W), short side resized to `side`.
+class ImageSource:
+    """A corpus of images read when drawn: a folder's files, or the image column of a `datasets` Dataset (memory-mapped
+    Arrow: random access without loading it). `cache_bytes` keeps resized images in this process up to that budget."""
 
-    Training then never re-reads or re-decodes a file: a step costs a crop and a copy.
-    """
-
-    folder: Path
-    images: list[torch.Tensor]
-    paths: list[Path]
-    skipped: list[Path]
+    name: str
+    count: int
+    read: object  # index -> PIL image (raises on an unreadable one)
+    description_: dict
+    cache_bytes: int = 0
+    skipped: set = field(default_factory=set)
+    cache: dict = field(default_factory=dict)
+    cached_bytes: int = 0
 
     @classmethod
-    def from_folder(cls, folder: Path, side: int, exclude: set[str] = frozenset()) -> "ImageBank":
-        images, paths, skipped = [], [], []
-        for path in list_images(folder):
-            if path.name in exclude:
+    def from_folder(cls, folder: Path, exclude: set[str] = frozenset(), cache_bytes: int = 0) -> "ImageSource":
+        folder = Path(folder)
+        paths = [p for p in list_images(folder) if p.name not in exclude]
+        if not paths:
+            raise ValueError(f"no images in {folder}")
+        names = "\n".join(sorted(p.relative_to(folder).as_posix() for p in paths))
+        # names, counts and hashes only: config.json and the model card are published, a machine's paths are not
+        description = {"folder": folder.resolve().name, "images": len(paths),
+                       "file_list_sha256": hashlib.sha256(names.encode()).hexdigest()}
+        return cls(str(folder), len(paths), FolderReader(paths), description, cache_bytes)
+
+    @classmethod
+    def from_dataset(cls, name: str, split: str = "train", column: str = "image", cache_bytes: int = 0) -> "ImageSource":
+        """A Hub dataset id (downloaded once, then memory-mapped), a folder written by Dataset.save_to_disk, or an
+        `imagefolder` directory."""
+        import datasets
+
+        try:
+            if Path(name).is_dir() and (Path(name) / "dataset_info.json").exists():
+                dataset = datasets.load_from_disk(name)
+            elif Path(name).is_dir():
+                dataset = datasets.load_dataset("imagefolder", data_dir=name, split=split)
+            else:
+                dataset = datasets.load_dataset(name, split=split)
+        except Exception as err:  # noqa: BLE001 - the Hub, the network and the loaders raise anything
+            raise ValueError(f"cannot load dataset {name!r} (split {split!r}): {type(err).__name__}: "
+                             f"{' '.join(str(err).split())[:200]}") from None
+        if isinstance(dataset, datasets.DatasetDict):
+            if split not in dataset:
+                raise ValueError(f"dataset {name!r} has no split {split!r}; it has {', '.join(dataset)}")
+            dataset = dataset[split]
+        if column not in dataset.column_names:
+            raise ValueError(f"dataset {name!r} has no column {column!r}; it has {', '.join(dataset.column_names)}")
+        if len(dataset) == 0:
+            raise ValueError(f"dataset {name!r} (split {split!r}) is empty")
+        description = {"dataset": Path(name).name if Path(name).is_dir() else name, "split": split, "images": len(dataset),
+                       "fingerprint": getattr(dataset, "_fingerprint", None)}
+        return cls(name, len(dataset), DatasetReader(dataset, column), description, cache_bytes)
+
+    def __len__(self) -> int:
+        return self.count
+
+    def description(self) -> dict:
+        return dict(self.description_)
+
+    def image(self, index: int, side: int) -> torch.Tensor:
+        """Image `index` as uint8 (3, H, W), short side resized to `side`. An unreadable one is counted and logged once,
+        and the next readable index stands in for it (the same one every time, so draws stay pure)."""
+        for offset in range(self.count):
+            i = (index + offset) % self.count
+            key = (i, side)
+            if key in self.cache:
+                return self.cache[key]
+            if i in self.skipped:
                 continue
             try:
-                image = load_image(path, path.name)
-            except (ImageInputError, OSError):  # any file that does not decode, or cannot be read
-                skipped.append(path)
+                image = load_image(self.read(i), f"{self.name} image {i}")
+            except (ImageInputError, OSError, ValueError):  # any file that does not decode, or cannot be read
+                self.skipped.add(i)
+                log.warning("skipped 1 unreadable image in %s: %s; its draws take the next image", Path(self.name).name,
+                            self.read.label(i))
                 continue
             scale = side / min(image.size)
             image = image.resize((max(side, round(image.width * scale)), max(side, round(image.height * scale))), Image.BICUBIC)
-            images.append(torch.from_numpy(np.asarray(image).copy()).permute(2, 0, 1))
-            paths.append(path)
-        if skipped:
-            log.warning("skipped %d unreadable image(s) in %s, e.g. %s", len(skipped), folder, skipped[0].name)
-        if not images:
-            raise ValueError(f"no readable images in {folder}")
-        return cls(Path(folder), images, paths, skipped)
+            tensor = torch.from_numpy(np.asarray(image).copy()).permute(2, 0, 1)
+            if self.cached_bytes + tensor.numel() <= self.cache_bytes:
+                self.cache[key] = tensor
+                self.cached_bytes += tensor.numel()
+            return tensor
+        raise ValueError(f"no readable images in {self.name}")
 
-    def __len__(self) -> int:
-        return len(self.images)
+    def crop(self, index: int, size: int, gen: torch.Generator) -> torch.Tensor:
+        """A random size x size crop with a random horizontal flip -> (3, size, size) float in [0, 1]."""
+        image = self.image(index, round(size * CROP_MARGIN))
+        _, h, w = image.shape
+        top = int(torch.randint(0, h - size + 1, (1,), generator=gen))
+        left = int(torch.randint(0, w - size + 1, (1,), generator=gen))
+        crop = image[:, top : top + size, left : left + size]
+        if torch.rand(1, generator=gen).item() < 0.5:
+            crop = crop.flip(-1)
+        return crop.float().div_(255.0)
 
-    def description(self) -> dict:
-        """What the bank holds, without a machine's paths: folder name, image count, a hash of the file list."""
-        names = "\n".join(sorted(p.relative_to(self.folder).as_posix() for p in self.paths))
-        return {"folder": self.folder.resolve().name, "images": len(self.images),
-                "file_list_sha256": hashlib.sha256(names.encode()).hexdigest()}
 
-    def batch(self, indices: list[int], size: int, gen: torch.Generator) -> torch.Tensor:
-        """Random size x size crops with random horizontal flips -> (B, 3, size, size) float in [0, 1]."""
-        crops = []
-        for i in indices:
-            image = self.images[i]
-            _, h, w = image.shape
-            top = int(torch.randint(0, h - size + 1, (1,), generator=gen))
-            left = int(torch.randint(0, w - size + 1, (1,), generator=gen))
-            crop = image[:, top : top + size, left : left + size]
-            if torch.rand(1, generator=gen).item() < 0.5:
-                crop = crop.flip(-1)
-            crops.append(crop)
-        return torch.stack(crops).float().div_(255.0)
+class FolderReader:
+    def __init__(self, paths: list[Path]):
+        self.paths = paths
+
+    def __call__(self, i: int) -> Path:
+        return self.paths[i]
+
+    def label(self, i: int) -> str:
+        return self.paths[i].name
+
+
+class DatasetReader:
+    def __init__(self, dataset, column: str):
+        self.dataset, self.column = dataset, column
+
+    def __call__(self, i: int):
+        return self.dataset[i][self.column]
+
+    def label(self, i: int) -> str:
+        return f"row {i}"
 
 
 def example_generator(seed: int, step: int, position: int) -> torch.Generator:
     return torch.Generator().manual_seed((seed * 1_000_003 + step) * 10_007 + position)
 
 
-def draw_examples(banks: tuple["ImageBank", "ImageBank"], step: int, batch_size: int, sizes: tuple[int, int], seed: int,
-                  draw_condition, rank: int = 0, world: int = 1) -> tuple[torch.Tensor, ...]:
-    """This process's examples at `step`: a photo crop, a painting crop and `draw_condition(uniform)` (its λ, strength,
-    ...: numbers drawn with uniform() from U[0, 1)) per example, all from the example's own generator, so that a
-    resumed or multi-process run draws exactly what one unbroken process does. -> contents, styles, then one tensor per
-    element of the conditions."""
-    content_idx = shard_indices(len(banks[0]), step, batch_size, rank, world, seed)
-    style_idx = shard_indices(len(banks[1]), step, batch_size, rank, world, seed + 1)
-    contents, styles, conditions = [], [], []
-    for j, (ci, si) in enumerate(zip(content_idx, style_idx)):
-        gen = example_generator(seed, step, rank * batch_size + j)
-        contents.append(banks[0].batch([ci], sizes[0], gen))
-        styles.append(banks[1].batch([si], sizes[1], gen))
-        conditions.append(draw_condition(lambda: torch.rand(1, generator=gen).item()))
-    return torch.cat(contents), torch.cat(styles), *(torch.tensor(column) for column in zip(*conditions))
-
-
-def shard_indices(n: int, step: int, batch_size: int, rank: int, world_size: int, seed: int) -> list[int]:
-    """This rank's slice of the global batch at `step`: epochs of a seeded permutation, no repeats across ranks.
-
-    A pure function of (step, rank): resuming at step k draws exactly what an unbroken run would.
-    """
-    global_batch = batch_size * world_size
-    start = step * global_batch + rank * batch_size
-    out = []
-    for position in range(start, start + batch_size):
-        epoch, offset = divmod(position, n)
-        out.append(_epoch_permutation(n, seed, epoch)[offset])
-    return out
+def shard_index(n: int, step: int, j: int, batch_size: int, rank: int, world: int, seed: int) -> int:
+    """Example j of this rank's slice of the global batch at `step`: epochs of a seeded permutation, no repeats across
+    ranks within an epoch; a pure function of its arguments."""
+    epoch, offset = divmod(step * batch_size * world + rank * batch_size + j, n)
+    return _epoch_permutation(n, seed, epoch)[offset]
 
 
 @functools.lru_cache(maxsize=4)
@@ -120,34 +165,70 @@ def _epoch_permutation(n: int, seed: int, epoch: int) -> list[int]:
     return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch)).tolist()
 
 
-class Prefetcher:
-    """Draws the next batch on a background thread while the device runs this step.
+class Examples(torch.utils.data.Dataset):
+    """Example `(step, j)` of this process: a photo crop, a painting crop and `draw_condition(uniform)` (its λ, strength,
+    ...: numbers drawn with uniform() from U[0, 1)), all from the example's own generator."""
 
-    On the GPU a step at batch 8 x 256 takes ~80 ms and drawing its batch on the CPU ~14 ms: done in
-    line, the device waits for it every step. Draws are pure functions of their key, so prefetching
-    cannot change what a step sees; pinned memory lets the copy to the device run asynchronously.
-    With the CPU as the device, the thread would only compete with the step for the same cores:
-    `background=False` draws in line.
-    """
+    def __init__(self, sources: tuple[ImageSource, ImageSource], batch_size: int, sizes: tuple[int, int], seed: int,
+                 draw_condition, rank: int = 0, world: int = 1):
+        self.sources, self.batch_size, self.sizes, self.seed = sources, batch_size, sizes, seed
+        self.draw_condition, self.rank, self.world = draw_condition, rank, world
 
-    def __init__(self, draw, pin_memory: bool = False, background: bool = True):
-        self.draw, self.pin_memory = draw, pin_memory
-        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prefetch") if background else None
-        self.ahead = None  # (key, future) of the batch being drawn ahead
+    def __getitem__(self, key: tuple[int, int]):
+        step, j = key
+        gen = example_generator(self.seed, step, self.rank * self.batch_size + j)
+        crops = [source.crop(shard_index(len(source), step, j, self.batch_size, self.rank, self.world, self.seed + k), size, gen)
+                 for k, (source, size) in enumerate(zip(self.sources, self.sizes))]
+        return (*crops, *self.draw_condition(lambda: torch.rand(1, generator=gen).item()))
 
-    def _draw(self, key):
-        tensors = self.draw(*key)
-        return tuple(t.pin_memory() for t in tensors) if self.pin_memory else tensors
+    def batch(self, step: int) -> tuple[torch.Tensor, ...]:
+        """All of this process's examples at `step`, drawn in this process."""
+        return collate([self[(step, j)] for j in range(self.batch_size)])
 
-    def get(self, key, next_key=None):
-        """The batch for `key`; starts drawing `next_key`'s meanwhile."""
-        if self.pool is None:
-            return self._draw(key)
-        # a step skipped by the NaN guard asks for its own key again: the batch drawn ahead is not it
-        future = self.ahead[1] if self.ahead and self.ahead[0] == key else self.pool.submit(self._draw, key)
-        self.ahead = (next_key, self.pool.submit(self._draw, next_key)) if next_key is not None else None
-        return future.result()
 
-    def close(self) -> None:
-        if self.pool is not None:
-            self.pool.shutdown(wait=False, cancel_futures=True)
+def collate(examples: list[tuple]) -> tuple[torch.Tensor, ...]:
+    """Per example (content, style, *conditions) -> (contents, styles, one tensor per condition)."""
+    columns = list(zip(*examples))
+    return (torch.stack(columns[0]), torch.stack(columns[1]), *(torch.tensor(c) for c in columns[2:]))
+
+
+def loader(examples: Examples, first_step: int, workers: int, pin_memory: bool):
+    """Batches of steps first_step, first_step + 1, ... in order, drawn `workers` processes ahead (0: in line)."""
+    def keys():
+        step = first_step
+        while True:
+            yield [(step, j) for j in range(examples.batch_size)]
+            step += 1
+
+    return iter(torch.utils.data.DataLoader(examples, batch_sampler=keys(), num_workers=workers, collate_fn=collate,
+                                            pin_memory=pin_memory, prefetch_factor=4 if workers else None,
+                                            persistent_workers=False))
+
+
+def main(argv=None) -> int:
+    """python -m train.data CONTENT_DIR STYLE_DIR [--workers N]: the data path's examples/s on this machine, as JSON."""
+    import argparse
+    import json
+    import time
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("content_dir", type=Path)
+    parser.add_argument("style_dir", type=Path)
+    parser.add_argument("--workers", type=int, default=0)
+    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--seconds", type=float, default=20)
+    args = parser.parse_args(argv)
+    examples = Examples((ImageSource.from_folder(args.content_dir), ImageSource.from_folder(args.style_dir)), args.batch_size,
+                        (args.size, args.size), 0, lambda uniform: ())
+    batches = loader(examples, 0, args.workers, pin_memory=False)
+    next(batches)  # the workers' start-up
+    started, count = time.perf_counter(), 0
+    while time.perf_counter() - started < args.seconds:
+        count += len(next(batches)[0])
+    print(json.dumps({"workers": args.workers, "examples_per_s": count / (time.perf_counter() - started)}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -36,7 +36,7 @@ from stylize.lambda_spec import LambdaSpec
 from stylize.pipeline import pick_device
 from stylize.student import Student
 from stylize.images import read_name_list
-from train.data import ImageBank, draw_examples
+from train.data import Examples, ImageSource
 
 log = logging.getLogger("stylize.distill")
 
@@ -124,9 +124,9 @@ def draw_strength(uniform) -> float:
     return 0.0 if u < 0.1 else uniform() if u < 0.3 else 1.0
 
 
-def draw_batch(cfg: DistillConfig, step: int, banks: tuple[ImageBank, ImageBank], spec: LambdaSpec):
-    return draw_examples(banks, step, cfg.batch_size, (cfg.size, cfg.style_size), cfg.seed,
-                         lambda uniform: (spec.sample(uniform), draw_strength(uniform)))
+def examples(cfg: DistillConfig, sources: tuple[ImageSource, ImageSource], spec: LambdaSpec) -> Examples:
+    return Examples(sources, cfg.batch_size, (cfg.size, cfg.style_size), cfg.seed,
+                    lambda uniform: (spec.sample(uniform), draw_strength(uniform)))
 
 
 def distillation_loss(cfg: DistillConfig, teacher: Generator, normalizers: dict, student_out, teacher_out, content, style,
@@ -175,14 +175,14 @@ def distill(cfg: DistillConfig) -> Path:
         log.info("resumed at step %d", step)
 
     exclude = set(read_name_list(Path(cfg.holdout))) if cfg.holdout else set()
-    banks = (ImageBank.from_folder(Path(cfg.content_dir), round(cfg.size * 1.15), exclude),
-             ImageBank.from_folder(Path(cfg.style_dir), round(cfg.style_size * 1.15), exclude))
+    sources = (ImageSource.from_folder(Path(cfg.content_dir), exclude), ImageSource.from_folder(Path(cfg.style_dir), exclude))
+    draws = examples(cfg, sources, spec)
     log.info("student: %.2f M parameters; teacher %s (generator sha256 %s); %d photos, %d paintings",
-             sum(p.numel() for p in student.parameters()) / 1e6, cfg.teacher, teacher_hash[:12], len(banks[0]), len(banks[1]))
+             sum(p.numel() for p in student.parameters()) / 1e6, cfg.teacher, teacher_hash[:12], len(sources[0]), len(sources[1]))
 
     def save() -> None:
         info = {"step": step, "size": cfg.size, "style_size": cfg.style_size, "batch_size": cfg.batch_size,
-                "data": {"content": banks[0].description(), "style": banks[1].description()}}
+                "data": {"content": sources[0].description(), "style": sources[1].description()}}
         save_student_folder(out / STUDENT_DIR, student, teacher_hash, info)
         state = {"student": student.state_dict(), "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
                  "step": step, "teacher_sha256": teacher_hash, "config": asdict(cfg)}
@@ -196,7 +196,7 @@ def distill(cfg: DistillConfig) -> Path:
         if new_log:
             writer.writeheader()
         while step < cfg.iters:
-            content, style, lambdas, strengths = (t.to(device) for t in draw_batch(cfg, step, banks, spec))
+            content, style, lambdas, strengths = (t.to(device) for t in draws.batch(step))
             with torch.no_grad():
                 target = teacher(content, style, lambdas, strengths).float()
             out_image = student(content, style, lambdas, strengths)

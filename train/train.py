@@ -23,8 +23,10 @@ from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.distributed as dist
+from PIL import Image, ImageDraw
 from tqdm import tqdm
 
 from stylize import losses
@@ -39,7 +41,7 @@ from stylize.hub import HubError, HubUploader, model_card
 from stylize.images import read_name_list, to_pil
 from stylize.lambda_spec import FIXED_NORMALIZERS, LAMBDA_NAMES, TRAINING_DEFAULTS, TRAINING_RANGES, LambdaSpec
 from stylize.pipeline import Stylizer, pick_device
-from train.data import ImageBank, Prefetcher, draw_examples
+from train.data import Examples, ImageSource, loader
 
 log = logging.getLogger("stylize.train")
 
@@ -47,13 +49,23 @@ STYLE_CODE_DIM = 2 * sum(TAP_CHANNELS)  # per-tap VGG mean and std of the style 
 COMPILE_MODES = ("", "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 # Flags a resumed run must repeat: they shape the models or the λ contract the saved state was trained under.
 RESUME_MUST_MATCH = ("d_style_condition", "skip_taps", "init_from", "lambda_ranges")
-LOG_COLUMNS = ["step", "seconds", "d_loss", "g_loss", *LAMBDA_NAMES, *(f"norm_{n}" for n in LAMBDA_NAMES), "nonfinite"]
+LOG_COLUMNS = ["step", "seconds", "d_loss", "g_loss", *LAMBDA_NAMES, *(f"norm_{n}" for n in LAMBDA_NAMES), "nonfinite",
+               "images_per_s"]
 
 
 @dataclass
 class TrainConfig:
     content_dir: str = ""  # folder of photos (searched recursively)
     style_dir: str = ""  # folder of paintings (searched recursively)
+    content_dataset: str = ""  # or a `datasets` dataset of photos: Hub id, save_to_disk folder or imagefolder
+    style_dataset: str = ""  # or a `datasets` dataset of paintings
+    content_split: str = "train"
+    style_split: str = "train"
+    content_image_column: str = "image"
+    style_image_column: str = "image"
+    workers: int = -1  # DataLoader worker processes that read and crop (-1: 0 on a CPU device, else up to 8 per process)
+    cache_mb: int = 0  # per data process, keep resized images in RAM up to this many MB (0: read every draw)
+    report_to: str = ""  # "tensorboard": scalars and sample grids under OUT/tensorboard
     out: str = "runs/stylize"  # output: model/ (inference folder), resume.pt, log.csv, samples/
     size: int = 256  # square crop side of the photos in pixels
     style_size: int = 0  # square crop side of the paintings (0: --size)
@@ -85,8 +97,22 @@ class TrainConfig:
 
 
 HELP = {
-    "content_dir": "folder of content photos, searched recursively for jpg/png/webp (required)",
-    "style_dir": "folder of style paintings, searched recursively (required)",
+    "content_dir": "folder of content photos, searched recursively for jpg/png/webp (or --content-dataset)",
+    "style_dir": "folder of style paintings, searched recursively (or --style-dataset)",
+    "content_dataset": "photos from a `datasets` dataset instead of a folder: a Hub id (e.g. detection-datasets/coco), a "
+                       "folder written by save_to_disk, or an imagefolder directory; memory-mapped, read when drawn",
+    "style_dataset": "paintings from a `datasets` dataset (e.g. huggan/wikiart)",
+    "content_split": "split of --content-dataset (default %(default)s)",
+    "style_split": "split of --style-dataset (default %(default)s)",
+    "content_image_column": "image column of --content-dataset (default %(default)s)",
+    "style_image_column": "image column of --style-dataset (default %(default)s)",
+    "workers": "DataLoader worker processes per training process that read, decode and crop the next batches "
+               "(-1: none on a CPU device, where they would compete with the step for the cores; else min(8, cores per "
+               "process)); draws are the same for any number",
+    "cache_mb": "keep resized images in RAM, per data process, up to this many MB (0: decode at every draw; memory then "
+                "does not grow with the corpus)",
+    "report_to": "'tensorboard': each loss term, D's score on the stylized images, images/s and the sample grids "
+                 "under OUT/tensorboard (pip install tensorboard)",
     "out": "output folder: model/ (what the app loads), resume.pt, log.csv, samples/ (default %(default)s)",
     "size": "square random-crop size of the photos in pixels; larger crops teach larger strokes (default %(default)s)",
     "style_size": "square random-crop size of the paintings (0: --size); at most the corpus' short sides, so that "
@@ -153,8 +179,11 @@ def parse_args(argv=None) -> TrainConfig:
         parser.error(f"{err} (--lambda-NAME and --lambda-NAME-range)")
     if cfg.compile not in COMPILE_MODES:
         parser.error(f"--compile {cfg.compile!r}: choose one of {', '.join(m for m in COMPILE_MODES if m)}")
-    if not cfg.content_dir or not cfg.style_dir:
-        parser.error("--content-dir and --style-dir are required")
+    for kind in ("content", "style"):
+        if bool(getattr(cfg, f"{kind}_dir")) == bool(getattr(cfg, f"{kind}_dataset")):
+            parser.error(f"give --{kind}-dir or --{kind}-dataset (one of them)")
+    if cfg.report_to not in ("", "tensorboard"):
+        parser.error(f"--report-to {cfg.report_to!r}: only 'tensorboard' is supported")
     if os.environ.get("ACCELERATE_MIXED_PRECISION") == "bf16":
         cfg.amp = True
     return cfg
@@ -162,6 +191,14 @@ def parse_args(argv=None) -> TrainConfig:
 
 class TrainingDiverged(RuntimeError):
     pass
+
+
+def tensorboard_writer(out: Path):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise ValueError("--report-to tensorboard needs the tensorboard package: pip install tensorboard") from None
+    return SummaryWriter(str(out / "tensorboard"))
 
 
 # --- multi-process -------------------------------------------------------------------------
@@ -213,19 +250,23 @@ def broadcast_parameters(module: torch.nn.Module, world: int) -> None:
 
 
 # --- data ---------------------------------------------------------------------------------------
-def load_banks(cfg: TrainConfig) -> tuple[ImageBank, ImageBank]:
+def load_sources(cfg: TrainConfig) -> tuple[ImageSource, ImageSource]:
+    """The photos and the paintings, listed (folders) or memory-mapped (datasets); nothing is decoded yet."""
     exclude = set(read_name_list(Path(cfg.holdout))) if cfg.holdout else set()
-    banks = (ImageBank.from_folder(Path(cfg.content_dir), round(cfg.size * 1.15), exclude),
-             ImageBank.from_folder(Path(cfg.style_dir), round((cfg.style_size or cfg.size) * 1.15), exclude))
-    log.info("data: %d content, %d style images (%d unreadable skipped, %d held out)", len(banks[0]), len(banks[1]),
-             len(banks[0].skipped) + len(banks[1].skipped), len(exclude))
-    return banks
+    cache = cfg.cache_mb * 2**20 // 2
+    sources = tuple(
+        ImageSource.from_dataset(getattr(cfg, f"{kind}_dataset"), getattr(cfg, f"{kind}_split"),
+                                 getattr(cfg, f"{kind}_image_column"), cache)
+        if getattr(cfg, f"{kind}_dataset") else ImageSource.from_folder(Path(getattr(cfg, f"{kind}_dir")), exclude, cache)
+        for kind in ("content", "style"))
+    log.info("data: %d content, %d style images (read when drawn; %d names held out)", len(sources[0]), len(sources[1]), len(exclude))
+    return sources
 
 
-def draw_batch(cfg: TrainConfig, spec: LambdaSpec, step: int, micro: int, rank: int, world: int, banks):
-    """This process's micro-batch `micro` of `step`: crops, per-example λ and whether the example is a reconstruction."""
-    return draw_examples(banks, step * cfg.grad_accum + micro, cfg.batch_size, (cfg.size, cfg.style_size or cfg.size),
-                         cfg.seed, lambda uniform: (spec.sample(uniform), uniform() < cfg.recon_fraction), rank, world)
+def data_workers(cfg: TrainConfig, device: torch.device, world: int) -> int:
+    if cfg.workers >= 0:
+        return cfg.workers
+    return 0 if device.type == "cpu" else max(1, min(8, (os.cpu_count() or 1) // world))
 
 
 # --- models and checkpoints ---------------------------------------------------------------------
@@ -248,7 +289,7 @@ def build_models(cfg: TrainConfig, spec: LambdaSpec | None = None) -> tuple[Gene
     return G, D, normalizers, stages
 
 
-def new_stage(cfg: TrainConfig, step: int, world: int, device: torch.device, banks) -> dict:
+def new_stage(cfg: TrainConfig, step: int, world: int, device: torch.device, sources) -> dict:
     """What this run records about itself in config.json's training.stages (names, counts and hashes only: config.json
     and the model card are published, a machine's paths are not)."""
     return {
@@ -257,8 +298,7 @@ def new_stage(cfg: TrainConfig, step: int, world: int, device: torch.device, ban
         "size": cfg.size, "style_size": cfg.style_size or cfg.size, "batch_size": cfg.batch_size, "grad_accum": cfg.grad_accum,
         "lr": cfg.lr, "lr_d": cfg.lr_d, "recon_fraction": cfg.recon_fraction, "d_style_condition": cfg.d_style_condition,
         "amp": cfg.amp, "compile": cfg.compile, "initialized_from": Path(cfg.init_from).name if cfg.init_from else None,
-        "data": {"content": banks[0].description(), "style": banks[1].description(),
-                 "skipped_unreadable": len(banks[0].skipped) + len(banks[1].skipped)},
+        "data": {"content": sources[0].description(), "style": sources[1].description()},
     }
 
 
@@ -271,8 +311,11 @@ def save_checkpoint(out: Path, cfg: TrainConfig, config: dict, G: Generator, D, 
     """The inference folder (out/model, what the app and the Hub get) and the resume state (out/resume.pt)."""
     model_dir = out / "model"
     save_model_folder(model_dir, G, D, config)
-    sample = "samples.png" if (model_dir / "samples.png").exists() else None
-    card = model_card(config, cfg.push_to_hub or "stylize-model", sample)
+    if (out / "log.csv").exists():
+        curve = loss_curve(out / "log.csv")
+        atomic_write(model_dir / "loss_curve.png", lambda tmp: curve.save(tmp, format="PNG"))
+    card = model_card(config, cfg.push_to_hub or "stylize-model",
+                      *(name if (model_dir / name).exists() else None for name in ("samples.png", "loss_curve.png")))
     atomic_write(model_dir / "README.md", lambda tmp: tmp.write_text(card))
     state = {
         "generator": {k: v.float() for k, v in G.trainable_state_dict().items()},
@@ -307,21 +350,40 @@ def load_checkpoint(path: Path, cfg: TrainConfig, G: Generator, D, opt_g, opt_d,
     return state["step"], normalizers, state.get("stage")
 
 
-def write_samples(out: Path, step: int, G: Generator, config: dict, banks: tuple[ImageBank, ImageBank], size: int) -> Path:
+def write_samples(out: Path, step: int, G: Generator, config: dict, sources: tuple[ImageSource, ImageSource], size: int):
     """The sample grid, through the inference pipeline on a copy of G (training state untouched)."""
     stylizer = Stylizer(copy.deepcopy(G).float(), config, device=next(G.parameters()).device, dtype=torch.float32)
-    contents = [bank_image(banks[0], i) for i in (0, len(banks[0]) // 2)]
-    styles = [bank_image(banks[1], i) for i in (0, len(banks[1]) // 2)]
+    contents, styles = ([to_pil(source.image(i, size).float() / 255) for i in (0, len(source) // 2)] for source in sources)
     grid = stylizer.lambda_sweep_grid(contents, styles, tile=min(size, 192))
     path = out / "samples" / f"step_{step:06d}.png"
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, lambda tmp: grid.save(tmp, format="PNG"))
     atomic_write(out / "model" / "samples.png", lambda tmp: grid.save(tmp, format="PNG"))
-    return path
+    return grid
 
 
-def bank_image(bank: ImageBank, i: int):
-    return to_pil(bank.images[i].float() / 255)
+def loss_curve(csv_path: Path, width: int = 720, height: int = 300) -> Image.Image:
+    """log.csv's G and D losses against the step, for the model card (drawn with PIL: no plotting dependency)."""
+    with csv_path.open() as f:
+        rows = [r for r in csv.DictReader(f) if r["step"].isdigit()]
+    image = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(image)
+    left, right, top, bottom = 50, width - 10, 20, height - 30
+    draw.rectangle([left, top, right, bottom], outline="#999999")
+    series = {name: [(int(r["step"]), float(r[name])) for r in rows if math.isfinite(float(r[name]))] for name in ("g_loss", "d_loss")}
+    points = [p for values in series.values() for p in values]
+    if len(points) >= 2:
+        (x0, x1), (y0, y1) = ((min(v), max(v)) for v in zip(*points))
+        x1, y1 = max(x1, x0 + 1), max(y1, y0 + 1e-6)
+        for (name, values), colour in zip(series.items(), ("#d62728", "#1f77b4")):
+            xy = [(left + (x - x0) / (x1 - x0) * (right - left), bottom - (y - y0) / (y1 - y0) * (bottom - top)) for x, y in values]
+            if len(xy) > 1:
+                draw.line(xy, fill=colour, width=2)
+        draw.text((left, bottom + 8), f"step {x0} .. {x1}", fill="black")
+        draw.text((left + 4, 4), f"loss {y0:.3g} .. {y1:.3g}", fill="black")
+    draw.text((right - 150, 4), "G loss", fill="#d62728")
+    draw.text((right - 80, 4), "D loss", fill="#1f77b4")
+    return image
 
 
 def remove_stale_temp_files(out: Path) -> None:
@@ -334,7 +396,7 @@ def remove_stale_temp_files(out: Path) -> None:
 def truncate_log(csv_path: Path, step: int) -> None:
     """Drop the rows after the resumed step: a run killed after logging but before saving logged them already."""
     lines = csv_path.read_text().splitlines(keepends=True)
-    kept = lines[:1] + [line for line in lines[1:] if line.split(",", 1)[0].isdigit() and int(line.split(",", 1)[0]) <= step]
+    kept = [",".join(LOG_COLUMNS) + "\n"] + [line for line in lines[1:] if line.split(",", 1)[0].isdigit() and int(line.split(",", 1)[0]) <= step]
     if len(kept) != len(lines):
         atomic_write(csv_path, lambda tmp: tmp.write_text("".join(kept)))
 
@@ -390,10 +452,15 @@ def accumulate_gradients(batch, G, D, decode, discriminate, normalizers: dict, c
     return d_loss.detach(), g_loss.detach(), batch_means, normalizers
 
 
-def write_log_row(csv_path: Path, progress, row: dict) -> None:
+def write_log_row(csv_path: Path, progress, row: dict, board) -> None:
     with csv_path.open("a", newline="") as f:
         csv.DictWriter(f, LOG_COLUMNS).writerow({k: f"{v:.6g}" if isinstance(v, float) else v for k, v in row.items()})
     progress.set_postfix(d=f"{row['d_loss']:.3f}", g=f"{row['g_loss']:.3f}", style=f"{row['style']:.3g}", content=f"{row['content']:.3g}")
+    if board is not None:
+        for name in ("d_loss", "g_loss", *LAMBDA_NAMES):
+            board.add_scalar(f"loss/{name}", row[name], row["step"])
+        board.add_scalar("discriminator/score_on_stylized", -row["adv"], row["step"])  # the adversarial term is -D(G(c, s))
+        board.add_scalar("speed/images_per_s", row["images_per_s"], row["step"])
     if progress.disable:  # not a terminal: plain log lines instead of the bar
         log.info("step %d  %.1f s  d %.3f  g %.3f  " + "  ".join(f"{n} %.4g" for n in LAMBDA_NAMES),
                  row["step"], row["seconds"], row["d_loss"], row["g_loss"], *(row[n] for n in LAMBDA_NAMES))
@@ -418,7 +485,7 @@ def train(cfg: TrainConfig) -> Path:
     torch.manual_seed(cfg.seed)
 
     spec = LambdaSpec.for_training(cfg.lambda_defaults, cfg.lambda_ranges)
-    banks = load_banks(cfg)
+    sources = load_sources(cfg)
     G, D, normalizers, stages = build_models(cfg, spec)
     G.to(device).train()
     D.to(device).train()
@@ -436,7 +503,7 @@ def train(cfg: TrainConfig) -> Path:
         if not (out / "resume.pt").is_file():
             raise FileNotFoundError(f"--resume: no resume state at {out / 'resume.pt'}")
         step, normalizers, stage = load_checkpoint(out / "resume.pt", cfg, G, D, opt_g, opt_d, device)
-    stage = stage or new_stage(cfg, step, world, device, banks)
+    stage = stage or new_stage(cfg, step, world, device, sources)
     broadcast_parameters(G, world)
     broadcast_parameters(D, world)
 
@@ -456,19 +523,22 @@ def train(cfg: TrainConfig) -> Path:
     elif main_process:
         truncate_log(csv_path, step)
     progress = tqdm(total=cfg.iters, initial=step, desc="train", dynamic_ncols=True, disable=None) if main_process else None
+    board = tensorboard_writer(out) if cfg.report_to == "tensorboard" and main_process else None
     nonfinite_total = nonfinite_run = 0
-    prefetch = Prefetcher(lambda s, m: draw_batch(cfg, spec, s, m, rank, world, banks), pin_memory=device.type == "cuda",
-                          background=device.type != "cpu")
-    started, minutes_before = time.time(), stage["minutes"]
+    examples = Examples(sources, cfg.batch_size, (cfg.size, cfg.style_size or cfg.size), cfg.seed,
+                        lambda uniform: (spec.sample(uniform), uniform() < cfg.recon_fraction), rank, world)
+    batches = loader(examples, step * cfg.grad_accum, data_workers(cfg, device, world), pin_memory=device.type == "cuda")
+    started, minutes_before, logged = time.time(), stage["minutes"], (time.time(), step)
+    step_batches = None  # a step skipped by the NaN guard runs again on the same batches
 
     while step < cfg.iters:
+        step_batches = step_batches or [next(batches) for _ in range(cfg.grad_accum)]
         term_sums = torch.zeros(len(LAMBDA_NAMES), device=device)
         d_total = g_total = torch.zeros((), device=device)
         for micro in range(cfg.grad_accum):
             if cfg.compile:  # CUDA graphs (reduce-overhead) may reuse their output memory from here on
                 torch.compiler.cudagraph_mark_step_begin()
-            upcoming = (step, micro + 1) if micro + 1 < cfg.grad_accum else (step + 1, 0)
-            batch = [t.to(device, non_blocking=True) for t in prefetch.get((step, micro), upcoming)]
+            batch = [t.to(device, non_blocking=True) for t in step_batches[micro]]
             if device.type == "cuda":
                 batch[:2] = [t.contiguous(memory_format=torch.channels_last) for t in batch[:2]]
             d_loss, g_loss, batch_means, normalizers = accumulate_gradients(
@@ -492,7 +562,7 @@ def train(cfg: TrainConfig) -> Path:
                 raise TrainingDiverged(f"{nonfinite_run} consecutive non-finite steps at step {step}: stopping; "
                                        f"the last good checkpoint in {out} is kept")
             continue
-        nonfinite_run = 0
+        nonfinite_run, step_batches = 0, None
         for model, params, optimizer in ((G, g_params, opt_g), (D, d_params, opt_d)):
             average_gradients(params, world)
             optimizer.step()
@@ -510,23 +580,29 @@ def train(cfg: TrainConfig) -> Path:
         if main_process:
             seconds = time.time() - started
             if step % cfg.log_every == 0 or last:
+                rate = (step - logged[1]) * cfg.batch_size * cfg.grad_accum * world / max(time.time() - logged[0], 1e-9)
+                logged = (time.time(), step)
                 write_log_row(csv_path, progress, {
                     "step": step, "seconds": round(seconds, 2), "d_loss": d_value, "g_loss": g_value,
                     **dict(zip(LAMBDA_NAMES, term_means)), **{f"norm_{n}": normalizers[n] for n in LAMBDA_NAMES},
-                    "nonfinite": nonfinite_total})
+                    "nonfinite": nonfinite_total, "images_per_s": rate}, board)
             progress.update(1)
             stage.update(steps=step - stage["from_step"], minutes=round(minutes_before + seconds / 60, 2))
             config = model_config(spec.with_normalizers(normalizers), step, [*stages, stage])
             if step % cfg.sample_every == 0 or last:
-                write_samples(out, step, G, config, banks, cfg.size)
+                grid = write_samples(out, step, G, config, sources, cfg.size)
+                if board is not None:
+                    board.add_image("samples", torch.from_numpy(np.array(grid)).permute(2, 0, 1), step)
             if step % cfg.save_every == 0 or last:
                 save_checkpoint(out, cfg, config, G, D, opt_g, opt_d, uploader)
         if stopping:
             break
 
-    prefetch.close()
+    del batches  # stops the data workers
     if main_process:
         progress.close()
+        if board is not None:
+            board.close()
         log.info("done: %d steps in %.1f s (%d non-finite skipped); model in %s", step, time.time() - started, nonfinite_total, out / "model")
         failed = uploader.wait() if uploader is not None else []
         if failed:
