@@ -32,10 +32,11 @@ python3 -c "import torch; print('torch', torch.__version__)"
 IFS=';' read -r -a variants <<< "${VARIANTS:-}"
 [ "${#variants[@]}" -eq 0 ] && variants=("")
 threads=$(( $(nproc) / ${#variants[@]} ))
+workers=$(( threads > 2 ? threads / 2 : 1 ))  # data processes per run (read and crop), half the run's share of the cores
 for i in "${!variants[@]}"; do
   # shellcheck disable=SC2086  # each variant is a list of flags
   OMP_NUM_THREADS=$threads python3 -m train.train --device cuda --amp --content-dir "$data/content" --style-dir "$data/style" \
-    --size 256 --batch-size "${BATCH:-8}" --iters 1000000 --max-minutes "${TRAIN_MINUTES:-7}" \
+    --size 256 --batch-size "${BATCH:-8}" --iters 1000000 --max-minutes "${TRAIN_MINUTES:-7}" --workers "$workers" \
     --sample-every 1000 --save-every 1000 --log-every 100 --out "/tmp/run$i" ${COMPILE:+--compile "$COMPILE"} "$@" \
     ${variants[$i]} > "$out/run$i.txt" 2>&1 &
 done
