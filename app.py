@@ -294,7 +294,8 @@ def build_demo() -> gr.Blocks:
                 stroke = gr.Slider(STROKE_SCALES[0], STROKE_SCALES[1], value=1.0, step=0.05, label="Stroke size",
                                    info="larger or smaller brush strokes at the same output size", elem_id="stroke_scale")
                 preserve = gr.Checkbox(label="Preserve colour (luminance-only transfer)", value=False)
-                resolution = gr.Dropdown(RESOLUTIONS, value=DEFAULT_RESOLUTION, label="Output resolution (long side, px)")
+                resolution = gr.Dropdown(RESOLUTIONS, value=DEFAULT_RESOLUTION, label="Output resolution (long side, px)",
+                                         elem_id="resolution")
                 variant = gr.Radio(list(stylizer.variants), value=DEFAULT_VARIANT, label="Model", elem_id="variant",
                                    visible=len(stylizer.variants) > 1,
                                    info="fast: the distilled student (CPU speed) · quality: the VGG generator it learned from")

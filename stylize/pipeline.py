@@ -36,6 +36,7 @@ CACHE_BYTES = 2 * 1024**3
 VARIANTS = ("quality", "fast")  # the VGG generator (the teacher); its distilled student, for CPUs
 MAX_SIDE = 2048  # largest output side: 2048 px peaks at ~4.6 GB on the CPU; larger requests are clamped with a warning
 MAX_STYLES = 4  # paintings in one mix
+FITTED_IMAGES = 8  # decoded image files kept for repeated calls: 8 at 2048 px hold ~100 MB
 STROKE_SCALES = (0.5, 2.0)  # the stroke-size control's range: the working size runs from twice to half the output's
 # Larger strokes are painted smaller and enlarged; half the photo's luminance detail finer than that comes back (all
 # of it returns the photo's own fine texture, which reads as small strokes again: bench/results/controls.md).
@@ -124,6 +125,7 @@ class Stylizer:
         self.cache = EncodingCache(cache_bytes)
         self.encoder_calls = 0  # content + style encodings actually computed (cache misses)
         self._refine_generator: Generator | None = None
+        self._fitted: OrderedDict = OrderedDict()  # recently used image files, decoded and fitted (fitted())
         self.variant = self.checked_variant(variant)
 
     @property
@@ -259,16 +261,16 @@ class Stylizer:
         variant = self.checked_variant(variant)
         lambda_tensor = self.resolve_lambdas(lambdas)
         style_images, weights = checked_styles(style, styles, style_weights)
-        photo = fit_size(load_image(content, "content"), max_side)
+        photo = self.fitted(content, "content", max_side)
         work_image = painting_size(photo, stroke_scale)
-        style_images = [fit_size(load_image(s, f"style {i + 1}" if len(style_images) > 1 else "style"), self.style_max_side)
+        style_images = [self.fitted(s, f"style {i + 1}" if len(style_images) > 1 else "style", self.style_max_side)
                         for i, s in enumerate(style_images)]  # fitted once: encode_style's own fit is then a no-op
         style_arg = self.style_argument(style_images, weights, variant)
         strength_arg = strength
         if mask is not None:
             region = to_tensor(feathered(load_mask(mask, work_image.size)).convert("RGB"))[:, :1].to(self.device, self.dtype)
             if outside_style is not None:
-                outside = self.encode_style(fit_size(load_image(outside_style, "outside style"), self.style_max_side), variant)
+                outside = self.encode_style(self.fitted(outside_style, "outside style", self.style_max_side), variant)
                 inside = style_arg if isinstance(style_arg, StyleMix) else StyleMix([style_arg], [1.0])
                 style_arg = StyleMix([*inside.styles, outside], [*(w * region for w in inside.weights), 1 - region])
             else:
@@ -285,6 +287,23 @@ class Stylizer:
         if refine_steps > 0:
             for out in self.refine(out, work_image, style_images, weights, lambda_tensor, refine_steps, seed):
                 yield finish(out)
+
+    def fitted(self, source, name: str, max_side: int) -> Image.Image:
+        """load_image + fit_size; a file path seen before (same size and modification time) is not decoded and resized
+        again: a slider move re-sends the same files."""
+        if not isinstance(source, (str, Path)):
+            return fit_size(load_image(source, name), max_side)
+        try:
+            stat = Path(source).stat()
+        except OSError:
+            return fit_size(load_image(source, name), max_side)  # the loader's own one-line error
+        key = (str(source), stat.st_mtime_ns, stat.st_size, max_side)
+        if key not in self._fitted:
+            self._fitted[key] = fit_size(load_image(source, name), max_side)
+            while len(self._fitted) > FITTED_IMAGES:
+                self._fitted.popitem(last=False)
+        self._fitted.move_to_end(key)
+        return self._fitted[key]
 
     def style_argument(self, style_images: list[Image.Image], weights: list[float], variant: str):
         """The decoders' style input: one style's encoding, or a StyleMix of several."""

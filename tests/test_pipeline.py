@@ -259,3 +259,19 @@ def test_app_with_a_malformed_stylize_model_exits_with_one_line():
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 1
     assert done.stderr.strip().splitlines() == ["error: model not found: 'bad id!' is neither a folder nor a Hub repo id (owner/name)"]
+
+def test_a_file_sent_again_is_not_decoded_again_unless_it_changed(stylizer, tmp_path, monkeypatch):
+    import stylize.pipeline as pipeline
+
+    path = tmp_path / "photo.png"
+    photo(96, 80).save(path)
+    decoded = []
+    real = pipeline.load_image
+    monkeypatch.setattr(pipeline, "load_image", lambda source, name="image": decoded.append(name) or real(source, name))
+    first = stylizer(path, photo(64, 64, 1), lambdas={"style": 1.0})
+    stylizer(path, photo(64, 64, 1), lambdas={"style": 2.0})  # a slider move
+    assert decoded.count("content") == 1
+    photo(96, 80, seed=3).save(path)
+    os.utime(path, ns=(time.time_ns(), time.time_ns() + 10**9))
+    assert np.asarray(stylizer(path, photo(64, 64, 1), lambdas={"style": 1.0})).tolist() != np.asarray(first).tolist()
+    assert decoded.count("content") == 2
