@@ -254,7 +254,9 @@ def stylize_page(content, style, strength, preserve_color, resolution, variant, 
 
 
 def refine_page(content, style, strength, preserve_color, resolution, variant, steps, stroke_scale, style_2, style_3, style_4,
-                weight_1, weight_2, weight_3, weight_4, progress=gr.Progress(), **logs):
+                weight_1, weight_2, weight_3, weight_4, region, mask_upload, progress=gr.Progress(), **logs):
+    if painted_mask(region, mask_upload) is not None:
+        gr.Info("Refine works on the whole picture: painted regions apply to Stylize only.")
     yield from refine_steps(content, style, strength, preserve_color, resolution, variant, steps, stroke_scale, style_2, style_3,
                             style_4, weight_1, weight_2, weight_3, weight_4, progress, **from_log_sliders(logs))
 
@@ -351,7 +353,9 @@ def build_demo() -> gr.Blocks:
                resolution.input, variant.input],
               stylize_page, inputs_kwargs={**settings, **regions, **slider_inputs}, outputs=outputs, api_visibility="private",
               trigger_mode="always_last", show_progress="minimal", concurrency_id="render", concurrency_limit=1)
-        refining = refine_button.click(refine_page, inputs_kwargs={**settings, **slider_inputs, "steps": refine_count}, outputs=outputs,
+        refining = refine_button.click(refine_page, inputs_kwargs={**settings, "region": region, "mask_upload": mask_upload,
+                                                                   **slider_inputs, "steps": refine_count},
+                                       outputs=outputs,
                                        api_visibility="private", show_progress="minimal", concurrency_id="refine", concurrency_limit=1)
         stop.click(None, cancels=[refining], api_visibility="private")
         reset.click(lambda: [s.value for s in sliders.values()] + [1.0, 1.0], outputs=[*sliders.values(), strength, stroke],

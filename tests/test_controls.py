@@ -116,3 +116,17 @@ def test_the_cli_mixes_paints_regions_and_batches_folders_and_globs(tmp_path):
     assert f"{2 * len(styles)} of {3 * len(styles)} images written" in done.stdout and f"{len(styles)} skipped" in done.stdout
     done = cli(CONTENT, STYLE_A, "--style", STYLE_B, "-o", tmp_path / "x.png")
     assert done.returncode == 2 and "not both" in done.stderr
+
+
+def test_refine_of_a_mix_moves_toward_the_mixed_gram_matrices(default):
+    from stylize import losses
+    from stylize.images import fit_size, load_image
+
+    encoder = default.generator.encoder
+    with torch.no_grad():
+        grams = [losses.style_grams(encoder(to_tensor(fit_size(load_image(s), 512)))) for s in (STYLE_A, STYLE_B)]
+        target = [0.6 * a + 0.4 * b for a, b in zip(*grams)]
+        pictures = list(default.stylize_steps(CONTENT, styles=[STYLE_A, STYLE_B], style_weights=[0.6, 0.4], max_side=96,
+                                              refine_steps=4, variant="quality", lambdas={"style": 30.0}))
+        distance = [losses.style_loss(encoder(to_tensor(p)), target).item() for p in (pictures[0], pictures[-1])]
+    assert distance[1] < distance[0], distance
