@@ -18,6 +18,8 @@ from safetensors.torch import load_file, save_file
 
 from common import DATA, REPO, RESULTS, held_out_names, load
 
+from stylize.images import list_images
+
 PROBE_FILE = REPO / "bench" / "artprobe.safetensors"
 INPUT_SIDE = 224
 # EfficientNet-Lite0 stages: (kernel, repeats, in, out, expand, stride); Lite drops squeeze-excite and uses ReLU6.
@@ -145,7 +147,7 @@ def fit_logistic(x: torch.Tensor, y: torch.Tensor, l2: float) -> tuple[torch.Ten
 def split_files(kind: str) -> tuple[list, list]:
     """(training, held-out) files of ../shared/data/<kind>; held-out = bench/holdout.txt."""
     held = set(held_out_names(kind))
-    files = sorted(p for p in (DATA / kind).iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png", ".webp"))
+    files = list_images(DATA / kind)
     return [p for p in files if p.name not in held], [p for p in files if p.name in held]
 
 

@@ -11,9 +11,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from stylize.images import ImageInputError, load_image
-from stylize.images import read_name_list
-from train.data import list_images
+from stylize.images import ImageInputError, list_images, load_image, read_name_list
 
 
 def main() -> None:

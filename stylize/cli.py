@@ -11,12 +11,13 @@ import time
 import warnings
 from pathlib import Path
 
+from .images import list_images
 from .lambda_spec import LAMBDA_NAMES
 
 # argparse reads "-inf", "-nan" or "-1e3" after a flag as another flag; such values are joined to their flag
 SIGNED_NUMBER = re.compile(r"^-(inf(inity)?|nan|\d+(\.\d*)?(e[-+]?\d+)?|\.\d+(e[-+]?\d+)?)$", re.IGNORECASE)
 NUMBER_FLAGS = {f"--lambda-{name}" for name in LAMBDA_NAMES} | {"--strength", "--max-side", "--refine", "--stroke-scale"}
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".avif"}
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".avif"}  # what a batch picks up
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,7 +64,7 @@ def expand(source: str) -> tuple[list[Path], bool]:
     """A file, a folder (its images, sorted) or a glob -> (paths, whether it names a set rather than one file)."""
     path = Path(source)
     if path.is_dir():
-        return sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES), True
+        return list_images(path, IMAGE_SUFFIXES), True
     if glob.has_magic(source):
         return sorted(Path(p) for p in glob.glob(source, recursive=True) if Path(p).is_file()), True
     return [path], False

@@ -136,6 +136,17 @@ def to_pil(tensor: torch.Tensor) -> Image.Image:
     return Image.fromarray(array, "RGB")
 
 
+CORPUS_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}  # what training folders and the benches' data are read as
+
+
+def list_images(folder: Path, suffixes: set[str] = CORPUS_SUFFIXES) -> list[Path]:
+    """The files under `folder` (searched recursively) whose suffix is one of `suffixes`, sorted by path."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"image folder not found: {folder}")
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in suffixes and p.is_file())
+
+
 def paste_grid(rows: list[list[Image.Image]], cell: tuple[int, int]) -> Image.Image:
     """The images row by row on white, each at the top left of its `cell` = (width, height)."""
     grid = Image.new("RGB", (cell[0] * max(len(row) for row in rows), cell[1] * len(rows)), "white")

@@ -15,18 +15,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from stylize.images import ImageInputError, load_image
+from stylize.images import ImageInputError, list_images, load_image
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
 CROP_MARGIN = 1.15  # images are resized to this times the crop side (short side), then cropped at random
 log = logging.getLogger("stylize.train")
-
-
-def list_images(folder: Path) -> list[Path]:
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"image folder not found: {folder}")
-    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
 
 
 @dataclass
