@@ -22,7 +22,7 @@ from PIL import ImageChops
 
 from stylize.checkpoint import CheckpointError
 from stylize.lambda_spec import LAMBDA_NAMES
-from stylize.images import ImageInputError, fit_size, load_image
+from stylize.images import ImageInputError
 from stylize.pipeline import MAX_SIDE, MAX_STYLES, STROKE_SCALES, Stylizer
 
 EXAMPLES = Path(__file__).resolve().parent / "examples"
@@ -113,7 +113,8 @@ class ResultFiles:
         key = (str(content), result.size)
         if not self.photos.get(key, Path()).is_file():
             self.photos[key] = self.folder / f"photo-{time.time_ns()}.jpg"
-            fit_size(load_image(content, "content"), max(result.size)).resize(result.size).save(self.photos[key], quality=90)
+            # the photo as the pipeline fitted it for this render (decoded once, in Stylizer.fitted)
+            stylizer.fitted(content, "content", max(result.size)).resize(result.size).save(self.photos[key], quality=90)
         return (str(self.photos[key]), str(after)), str(after)
 
 
