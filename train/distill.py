@@ -31,6 +31,7 @@ from stylize.checkpoint import (
     EMBEDDED_DIR, GENERATOR_FILE, STUDENT_DIR, CheckpointError, atomic_write, file_sha256, load_model_folder,
     load_resume_state, load_student, save_student_folder,
 )
+from stylize.encoder import DOWNSAMPLE
 from stylize.generator import Generator
 from stylize.lambda_spec import LambdaSpec
 from stylize.pipeline import pick_device
@@ -76,8 +77,8 @@ HELP = {
     "out": "run folder: OUT/fast/ (the student), OUT/distill.pt (resume state), OUT/log.csv (default %(default)s)",
     "teacher": "teacher model folder (default: the embedded weights/)",
     "holdout": "file names never trained on, one per line (default: bench/holdout.txt; '' for none)",
-    "size": "photo crop side in px (default %(default)s)",
-    "style_size": "painting crop side in px (default %(default)s)",
+    "size": "photo crop side in px, a multiple of 8 (default %(default)s)",
+    "style_size": "painting crop side in px, a multiple of 8 (default %(default)s)",
     "batch_size": "examples per step (default %(default)s)",
     "iters": "total steps (default %(default)s)",
     "lr": "Adam learning rate, cosine-decayed to 1/20 of it (default %(default)s)",
@@ -114,6 +115,8 @@ def parse_args(argv=None) -> DistillConfig:
     cfg = DistillConfig(**vars(parser.parse_args(argv)))
     if not cfg.content_dir or not cfg.style_dir:
         parser.error("--content-dir and --style-dir are required")
+    if cfg.size % DOWNSAMPLE or cfg.style_size % DOWNSAMPLE:
+        parser.error(f"--size and --style-size must be multiples of {DOWNSAMPLE} (the teacher's encodings are reused unpadded)")
     cfg.widths = tuple(cfg.widths)
     return cfg
 
@@ -129,13 +132,21 @@ def examples(cfg: DistillConfig, sources: tuple[ImageSource, ImageSource], spec:
                     lambda uniform: (spec.sample(uniform), draw_strength(uniform)))
 
 
-def distillation_loss(cfg: DistillConfig, teacher: Generator, normalizers: dict, student_out, teacher_out, content, style,
-                      lambdas) -> tuple[torch.Tensor, dict[str, float]]:
-    encoder = teacher.encoder
-    student_feats = encoder(student_out)
+def teacher_pass(teacher: Generator, content, style, lambdas, strengths):
+    """The teacher's picture and the VGG features of photo, painting and picture: the photo's and painting's are the
+    teacher's own encodings (crops are multiples of 8, so unpadded), which the loss reuses rather than recomputing."""
     with torch.no_grad():
-        teacher_feats, content_feats, style_feats = encoder(teacher_out), encoder(content), encoder(style)
-    pixel = (student_out - teacher_out).abs().mean()
+        content_encoding = teacher.encode_content(content)
+        style_feats = teacher.encoder(style)
+        target = teacher.decode(content_encoding, Generator.style_encoding_from_feats(style_feats), lambdas, strengths).float()
+        return target, teacher.encoder(target), content_encoding.feats, style_feats
+
+
+def distillation_loss(cfg: DistillConfig, teacher: Generator, normalizers: dict, student_out, teacher_pass_out,
+                      lambdas) -> tuple[torch.Tensor, dict[str, float]]:
+    target, teacher_feats, content_feats, style_feats = teacher_pass_out
+    student_feats = teacher.encoder(student_out)
+    pixel = (student_out - target).abs().mean()
     feature = sum(F.mse_loss(s, t) for s, t in zip(student_feats, teacher_feats)) / len(student_feats)
     texture = losses.style_loss(student_feats, losses.style_grams(teacher_feats)).mean()
     terms = losses.generator_terms(student_out, student_feats, content_feats, losses.style_grams(style_feats))
@@ -197,10 +208,9 @@ def distill(cfg: DistillConfig) -> Path:
             writer.writeheader()
         while step < cfg.iters:
             content, style, lambdas, strengths = (t.to(device) for t in draws.batch(step))
-            with torch.no_grad():
-                target = teacher(content, style, lambdas, strengths).float()
+            targets = teacher_pass(teacher, content, style, lambdas, strengths)
             out_image = student(content, style, lambdas, strengths)
-            loss, parts = distillation_loss(cfg, teacher, spec.normalizers, out_image, target, content, style, lambdas)
+            loss, parts = distillation_loss(cfg, teacher, spec.normalizers, out_image, targets, lambdas)
             if not math.isfinite(parts["loss"]):
                 raise FloatingPointError(f"step {step}: the distillation loss is {parts['loss']}; the last checkpoint is intact")
             optimizer.zero_grad(set_to_none=True)
