@@ -73,10 +73,20 @@ def test_distill_help_explains_every_flag():
     done = subprocess.run([sys.executable, "-m", "train.distill", "--help"], capture_output=True, text=True, cwd=REPO)
     assert done.returncode == 0
     for flag in ("--content-dir", "--style-dir", "--teacher", "--out", "--holdout", "--size", "--style-size", "--batch-size",
-                 "--iters", "--lr", "--feature-weight", "--texture-weight", "--objective-weight", "--init-from", "--widths",
+                 "--iters", "--lr", "--pixel-weight", "--feature-weight", "--feature-taps", "--texture-weight", "--objective-weight", "--init-from", "--widths",
                  "--blocks", "--code-dim",
                  "--film-hidden", "--seed", "--device", "--log-every", "--save-every", "--max-minutes", "--resume", "--install"):
         assert flag in done.stdout
+
+
+@pytest.mark.parametrize("flags, message", [
+    (("--size", "100"), "multiples of 8"),
+    (("--feature-taps", "relu3_1,relu5_1"), "unknown relu5_1"),
+])
+def test_distill_refuses_flags_it_cannot_honour_in_one_line(data_dirs, tmp_path, capsys, flags, message):  # noqa: F811
+    with pytest.raises(SystemExit) as exited:
+        distill_mod.parse_args(distill_args(data_dirs, EMBEDDED_DIR, tmp_path / "run", *flags))
+    assert exited.value.code == 2 and message in capsys.readouterr().err
 
 
 @pytest.fixture

@@ -31,7 +31,7 @@ from stylize.checkpoint import (
     EMBEDDED_DIR, GENERATOR_FILE, STUDENT_DIR, CheckpointError, atomic_write, file_sha256, load_model_folder,
     load_resume_state, load_student, save_student_folder,
 )
-from stylize.encoder import DOWNSAMPLE
+from stylize.encoder import DOWNSAMPLE, TAPS
 from stylize.generator import Generator
 from stylize.lambda_spec import LambdaSpec
 from stylize.pipeline import pick_device
@@ -54,7 +54,9 @@ class DistillConfig:
     batch_size: int = 8
     iters: int = 3000
     lr: float = 2e-3
+    pixel_weight: float = 1.0
     feature_weight: float = 1.0
+    feature_taps: str = ",".join(TAPS)
     texture_weight: float = 2.0
     objective_weight: float = 0.1
     widths: tuple = (16, 32, 64)
@@ -82,7 +84,10 @@ HELP = {
     "batch_size": "examples per step (default %(default)s)",
     "iters": "total steps (default %(default)s)",
     "lr": "Adam learning rate, cosine-decayed to 1/20 of it (default %(default)s)",
-    "feature_weight": "weight of the teacher-VGG feature match beside the L1 pixel match (default %(default)s)",
+    "pixel_weight": "weight of the L1 match to the teacher's pixels (default %(default)s)",
+    "feature_weight": "weight of the teacher-VGG feature match (default %(default)s)",
+    "feature_taps": "VGG taps of the feature match, comma-separated: the shallow ones pin the teacher's strokes pixel by "
+                    "pixel, where a student that cannot place them exactly learns to smooth them away (default %(default)s)",
     "texture_weight": "weight of matching the Gram matrices of the teacher's picture: its texture wherever it lies, which "
                       "pixel and feature matches alone average away (default %(default)s)",
     "objective_weight": "weight of the teacher's own λ-weighted content/style/TV objective (default %(default)s)",
@@ -117,6 +122,9 @@ def parse_args(argv=None) -> DistillConfig:
         parser.error("--content-dir and --style-dir are required")
     if cfg.size % DOWNSAMPLE or cfg.style_size % DOWNSAMPLE:
         parser.error(f"--size and --style-size must be multiples of {DOWNSAMPLE} (the teacher's encodings are reused unpadded)")
+    unknown = set(cfg.feature_taps.split(",")) - set(TAPS)
+    if unknown:
+        parser.error(f"--feature-taps: unknown {', '.join(sorted(unknown))}; choose from {', '.join(TAPS)}")
     cfg.widths = tuple(cfg.widths)
     return cfg
 
@@ -147,11 +155,12 @@ def distillation_loss(cfg: DistillConfig, teacher: Generator, normalizers: dict,
     target, teacher_feats, content_feats, style_feats = teacher_pass_out
     student_feats = teacher.encoder(student_out)
     pixel = (student_out - target).abs().mean()
-    feature = sum(F.mse_loss(s, t) for s, t in zip(student_feats, teacher_feats)) / len(student_feats)
+    taps = cfg.feature_taps.split(",")
+    feature = sum(F.mse_loss(getattr(student_feats, t), getattr(teacher_feats, t)) for t in taps) / len(taps)
     texture = losses.style_loss(student_feats, losses.style_grams(teacher_feats)).mean()
     terms = losses.generator_terms(student_out, student_feats, content_feats, losses.style_grams(style_feats))
     objective = losses.weighted_objective(terms, lambdas, normalizers).mean()
-    loss = pixel + cfg.feature_weight * feature + cfg.texture_weight * texture + cfg.objective_weight * objective
+    loss = cfg.pixel_weight * pixel + cfg.feature_weight * feature + cfg.texture_weight * texture + cfg.objective_weight * objective
     return loss, {"loss": loss.item(), "pixel": pixel.item(), "feature": feature.item(), "texture": texture.item(),
                   "objective": objective.item()}
 
