@@ -37,7 +37,7 @@ RESOLUTIONS = [256, 384, 512, 768, 1024, 1536, 2048]
 DEFAULT_RESOLUTION = 512
 MAX_UPLOAD = "32mb"
 # The fast student is offered wherever the model has one, but not chosen by default until it paints like its teacher:
-# after CPU-only distillation it still gives a colour grade (bench/results/quality_fast.md).
+# after CPU-only distillation it takes the palette and a soft texture, not the strokes (bench/results/quality_fast.md).
 DEFAULT_VARIANT = "quality"
 MAX_REFINE_STEPS = 50
 # On a CPU two cores serve every visitor: refine is bounded so that it cannot hold them for long (a step at 512 px

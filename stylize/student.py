@@ -1,7 +1,8 @@
 """The fast student: small content and style encoders and a micro decoder, distilled from the VGG generator
 (train/distill.py), with the generator's interface (encode_content / encode_style / decode, the same five λ and
 strength), so the pipeline caches its encodings the same way. MicroAST's layout: no VGG at inference, separate
-content and style encoders, AdaIN at every level, and a decoder modulated by a global style code.
+content and style encoders, AdaIN at 1/4 and 1/8, and a decoder modulated by a global style code; the photo's
+1/2-resolution features reach the decoder only as strength lowers (so strength 0 can give the photo back).
 """
 from dataclasses import dataclass
 
@@ -22,7 +23,7 @@ DOWNSAMPLE = 8
 @dataclass
 class StudentContent:
     feats: list[torch.Tensor]  # at 1/2, 1/4 and 1/8 of the (padded) image
-    stats: list[tuple[torch.Tensor, torch.Tensor]]
+    stats: list[tuple[torch.Tensor, torch.Tensor]]  # at 1/4 and 1/8, where the style's statistics replace them
     size: tuple[int, int]  # the image's own (H, W)
 
 
@@ -86,7 +87,7 @@ class Student(nn.Module):
     def encode_content(self, content: torch.Tensor) -> StudentContent:
         padded, size = pad_to_multiple(content, DOWNSAMPLE)
         feats = self.content_encoder(padded)
-        return StudentContent(feats, [mean_std(f) for f in feats], size)
+        return StudentContent(feats, [mean_std(f) for f in feats[1:]], size)
 
     def encode_style(self, style: torch.Tensor) -> StudentStyle:
         feats = self.style_encoder(pad_to_multiple(style, DOWNSAMPLE)[0])
@@ -109,14 +110,16 @@ class Student(nn.Module):
         condition = torch.cat([z.to(code.dtype), alpha.mean(dim=(1, 2, 3)).view(-1, 1), code.expand(batch, -1)], dim=1)
         films = iter((0.1 * self.film_mlp(condition)).split(self.film_sizes, dim=1))
 
-        x = self._adain(eighth, content.stats[2], mixed_stats(style, 2, eighth), at_resolution(alpha, eighth))
+        x = self._adain(eighth, content.stats[1], mixed_stats(style, 2, eighth), at_resolution(alpha, eighth))
         for block in self.eighth_blocks:
             x = block(x, next(films).to(x.dtype))
         x = F.relu(self.up_to_quarter(F.interpolate(x, scale_factor=2, mode="nearest")))
-        x = x + self.quarter_skip(self._adain(quarter, content.stats[1], mixed_stats(style, 1, quarter), at_resolution(alpha, quarter)))
+        x = x + self.quarter_skip(self._adain(quarter, content.stats[0], mixed_stats(style, 1, quarter), at_resolution(alpha, quarter)))
         x = self.quarter_block(x, next(films).to(x.dtype))
         x = self.up_to_half(F.interpolate(x, scale_factor=2, mode="nearest"))
-        x = F.relu(x + self.half_skip(self._adain(half, content.stats[0], mixed_stats(style, 0, half), at_resolution(alpha, half))))
+        # The photo's own 1/2-resolution features enter only as strength lowers: at full strength the decoder paints
+        # from 1/4 and 1/8, where a skip of the barely-encoded photo let the student copy it and only grade its colours.
+        x = F.relu(x + (1 - at_resolution(alpha, half)) * self.half_skip(half))
         h, w = content.size
         return torch.sigmoid(self.head(F.interpolate(x, scale_factor=2, mode="nearest")))[:, :, :h, :w]
 

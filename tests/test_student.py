@@ -1,9 +1,11 @@
 """The fast student: its interface, its distillation (train/distill.py), and the pipeline's choice between it and its teacher."""
+import copy
 import json
 import shutil
 import subprocess
 import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,9 +13,11 @@ import torch
 from safetensors.torch import load_file
 
 import train.distill as distill_mod
-from stylize.checkpoint import EMBEDDED_DIR, GENERATOR_FILE, STUDENT_DIR, file_sha256, load_student
+from stylize.checkpoint import EMBEDDED_DIR, GENERATOR_FILE, STUDENT_DIR, file_sha256, load_model_folder, load_student
+from stylize.lambda_spec import LambdaSpec
 from stylize.pipeline import Stylizer
 from stylize.student import Student
+from train.data import ImageSource
 
 from .conftest import REPO
 from .test_pipeline import photo
@@ -40,6 +44,19 @@ def test_student_has_the_generator_interface_and_strength_zero_is_a_function_of_
         # at strength 0 AdaIN is the identity: the style enters only through the decoder's code
         zero = student(content, style, lambdas, 0.0)
     assert zero.shape == out.shape
+
+
+def test_the_photos_half_resolution_features_reach_the_picture_only_below_full_strength():
+    torch.manual_seed(0)
+    student = Student(widths=(4, 8, 8), blocks=1, code_dim=8, film_hidden=8).eval()
+    content, style, lambdas = torch.rand(1, 3, 48, 48), student.encode_style(torch.rand(1, 3, 48, 48)), torch.ones(1, 5)
+    encoding = student.encode_content(content)
+    without_half = copy.copy(encoding)
+    without_half.feats = [torch.zeros_like(encoding.feats[0]), *encoding.feats[1:]]
+    with torch.no_grad():
+        for strength, same in ((1.0, True), (0.5, False), (0.0, False)):
+            assert torch.equal(student.decode(encoding, style, lambdas, strength),
+                               student.decode(without_half, style, lambdas, strength)) == same, strength
 
 
 def test_distill_trains_saves_resumes_exactly_and_installs_beside_its_teacher(data_dirs, tiny_model_dir, tmp_path):  # noqa: F811
@@ -73,7 +90,7 @@ def test_distill_help_explains_every_flag():
     done = subprocess.run([sys.executable, "-m", "train.distill", "--help"], capture_output=True, text=True, cwd=REPO)
     assert done.returncode == 0
     for flag in ("--content-dir", "--style-dir", "--teacher", "--out", "--holdout", "--size", "--style-size", "--batch-size",
-                 "--iters", "--lr", "--pixel-weight", "--feature-weight", "--feature-taps", "--texture-weight", "--objective-weight", "--init-from", "--widths",
+                 "--iters", "--lr", "--default-share", "--pixel-weight", "--feature-weight", "--feature-taps", "--texture-weight", "--objective-weight", "--init-from", "--widths",
                  "--blocks", "--code-dim",
                  "--film-hidden", "--seed", "--device", "--log-every", "--save-every", "--max-minutes", "--resume", "--install"):
         assert flag in done.stdout
@@ -82,11 +99,23 @@ def test_distill_help_explains_every_flag():
 @pytest.mark.parametrize("flags, message", [
     (("--size", "100"), "multiples of 8"),
     (("--feature-taps", "relu3_1,relu5_1"), "unknown relu5_1"),
+    (("--default-share", "nan"), "--default-share must be in [0, 1]"),
 ])
 def test_distill_refuses_flags_it_cannot_honour_in_one_line(data_dirs, tmp_path, capsys, flags, message):  # noqa: F811
     with pytest.raises(SystemExit) as exited:
         distill_mod.parse_args(distill_args(data_dirs, EMBEDDED_DIR, tmp_path / "run", *flags))
     assert exited.value.code == 2 and message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("share", [0.0, 0.5, 1.0])
+def test_distill_draws_the_default_lambdas_for_its_share_of_examples(data_dirs, tmp_path, share):  # noqa: F811
+    cfg = distill_mod.parse_args(distill_args(data_dirs, EMBEDDED_DIR, tmp_path / "run", "--default-share", str(share),
+                                              "--batch-size", "40"))
+    spec = LambdaSpec.from_config(load_model_folder(EMBEDDED_DIR)[1]["lambdas"])
+    draws = distill_mod.examples(cfg, (ImageSource.from_folder(Path(cfg.content_dir)), ImageSource.from_folder(Path(cfg.style_dir))), spec)
+    lambdas = draws.batch(0)[2]
+    at_default = (lambdas == torch.tensor(spec.resolve(), dtype=lambdas.dtype)).all(dim=1).float().mean().item()
+    assert at_default == share if share in (0.0, 1.0) else 0.25 <= at_default <= 0.75
 
 
 @pytest.fixture

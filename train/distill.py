@@ -4,14 +4,14 @@
     python -m train.distill ... --out runs/fast --resume           # continue exactly
     python -m train.distill ... --install                          # when done, put the student beside its teacher
 
-One loop: draw photo and painting crops, λ log-uniform in the teacher's trained ranges and a strength (mostly 1, some
-0, some in between) -> the teacher's picture (no gradient) -> the student's. The student matches it in pixels (L1), in
-the teacher's VGG features and in their Gram matrices (the texture, which pixel and feature matches alone average away
-into a colour grade), plus a small share of the teacher's own λ-weighted VGG objective (content, style, TV), so where
-it cannot copy it still optimises what the teacher was trained for. Every draw is a pure function of
-(seed, step, example), as in train.py, so --resume continues exactly. The student folder (OUT/fast/) records the
-SHA-256 of the teacher's generator.safetensors: the pipeline uses a student only beside the teacher it came from.
-Re-run unchanged on a new teacher.
+One loop: draw photo and painting crops, λ (half at the teacher's defaults, half log-uniform in its trained ranges)
+and a strength (mostly 1, some 0, some in between) -> the teacher's picture (no gradient) -> the student's. The
+student matches it in pixels (L1), in the teacher's VGG features and in their Gram matrices (the texture, which pixel
+and feature matches alone average away into a colour grade), plus a small share of the teacher's own λ-weighted VGG
+objective (content, style, TV), so where it cannot copy it still optimises what the teacher was trained for. Every
+draw is a pure function of (seed, step, example), as in train.py, so --resume continues exactly. The student folder
+(OUT/fast/) records the SHA-256 of the teacher's generator.safetensors: the pipeline uses a student only beside the
+teacher it came from. Re-run unchanged on a new teacher.
 """
 import argparse
 import csv
@@ -54,6 +54,7 @@ class DistillConfig:
     batch_size: int = 8
     iters: int = 3000
     lr: float = 2e-3
+    default_share: float = 0.5
     pixel_weight: float = 1.0
     feature_weight: float = 1.0
     feature_taps: str = ",".join(TAPS)
@@ -84,6 +85,8 @@ HELP = {
     "batch_size": "examples per step (default %(default)s)",
     "iters": "total steps (default %(default)s)",
     "lr": "Adam learning rate, cosine-decayed to 1/20 of it (default %(default)s)",
+    "default_share": "share of examples at the teacher's default λ, what most people run; the rest are log-uniform over the "
+                     "trained ranges, the sliders (default %(default)s)",
     "pixel_weight": "weight of the L1 match to the teacher's pixels (default %(default)s)",
     "feature_weight": "weight of the teacher-VGG feature match (default %(default)s)",
     "feature_taps": "VGG taps of the feature match, comma-separated: the shallow ones pin the teacher's strokes pixel by "
@@ -120,6 +123,8 @@ def parse_args(argv=None) -> DistillConfig:
     cfg = DistillConfig(**vars(parser.parse_args(argv)))
     if not cfg.content_dir or not cfg.style_dir:
         parser.error("--content-dir and --style-dir are required")
+    if not 0 <= cfg.default_share <= 1:  # NaN fails this too
+        parser.error(f"--default-share must be in [0, 1], got {cfg.default_share}")
     if cfg.size % DOWNSAMPLE or cfg.style_size % DOWNSAMPLE:
         parser.error(f"--size and --style-size must be multiples of {DOWNSAMPLE} (the teacher's encodings are reused unpadded)")
     unknown = set(cfg.feature_taps.split(",")) - set(TAPS)
@@ -136,8 +141,11 @@ def draw_strength(uniform) -> float:
 
 
 def examples(cfg: DistillConfig, sources: tuple[ImageSource, ImageSource], spec: LambdaSpec) -> Examples:
+    def draw_lambdas(uniform) -> list[float]:
+        return spec.resolve() if uniform() < cfg.default_share else spec.sample(uniform)
+
     return Examples(sources, cfg.batch_size, (cfg.size, cfg.style_size), cfg.seed,
-                    lambda uniform: (spec.sample(uniform), draw_strength(uniform)))
+                    lambda uniform: (draw_lambdas(uniform), draw_strength(uniform)))
 
 
 def teacher_pass(teacher: Generator, content, style, lambdas, strengths):
