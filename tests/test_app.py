@@ -144,12 +144,18 @@ print(json.dumps({"torch_before": spaces.TORCH_BEFORE, "delete_cache": list(app.
     assert found["refine"][0] < found["refine"][1]
 
 
-def test_results_are_stored_once_in_gradios_cache_and_removed_once_old(monkeypatch, tmp_path):
-    from PIL import Image as PILImage
-
+@pytest.fixture(scope="module")
+def app_module():
     spec = importlib.util.spec_from_file_location("app", REPO / "app.py")  # a script at the checkout's root
     app = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(app)
+    return app
+
+
+def test_results_are_stored_once_in_gradios_cache_and_removed_once_old(app_module, monkeypatch, tmp_path):
+    from PIL import Image as PILImage
+
+    app = app_module
     monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
     results = app.ResultFiles()
     assert results.folder.parent == tmp_path / "gradio"  # in Gradio's cache: served without a copy, under delete_cache
@@ -164,6 +170,30 @@ def test_results_are_stored_once_in_gradios_cache_and_removed_once_old(monkeypat
     assert sorted(p.name for p in results.folder.iterdir()) == sorted([Path(before).name, Path(after).name])
     assert Image.open(before).size == (64, 48)
 
+
+
+def test_the_region_painter_decodes_only_the_painted_layers(app_module, tmp_path):
+    """The editor's background and composite are the photo: a slider move must not decode them (0.25 s at 2048 px)."""
+    from gradio.components.image_editor import EditorData, EditorDataBlobs
+    from gradio.data_classes import FileData
+
+    (painter,) = [b for b in app_module.demo.blocks.values() if b.elem_id == "region"]
+    not_an_image = tmp_path / "photo.png"
+    not_an_image.write_bytes(b"decoding this would fail")
+    layer = Image.new("RGBA", (40, 30), (0, 0, 0, 0))
+    layer.paste((255, 51, 85, 255), (5, 5, 15, 25))
+    layer.save(tmp_path / "layer.png")
+    photo = FileData(path=str(not_an_image))
+    layers = painter.preprocess(EditorData(background=photo, composite=photo, layers=[FileData(path=str(tmp_path / "layer.png"))]))
+    mask = app_module.painted_mask(layers, None)
+    assert mask.size == (40, 30) and mask.getpixel((10, 10)) == 255 and mask.getpixel((30, 10)) == 0
+
+    # the browser sends the canvas as blobs under an id: the layers come from there, and the blobs are let go
+    painter.blob_storage["canvas"] = EditorDataBlobs(background=b"not an image", composite=b"not an image",
+                                                     layers=[(tmp_path / "layer.png").read_bytes()])
+    assert [l.size for l in painter.preprocess(EditorData(id="canvas"))] == [(40, 30)] and not painter.blob_storage
+    assert app_module.painted_mask(painter.preprocess(EditorData(layers=[])), None) is None
+    assert painter.preprocess(None) is None
 
 @contextmanager
 def browser_page(url: str, height: int):
