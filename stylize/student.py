@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from .functional import mean_std, pad_to_multiple
 from .generator import (
-    FiLMResBlock, StyleMix, at_resolution, conv3x3, mixed_stats, normalized_log_lambdas, register_log_lambda_normalization,
+    FiLMResBlock, StyleMix, at_resolution, conv3x3, conv3x3_upsampled, mixed_stats, normalized_log_lambdas, register_log_lambda_normalization,
     strength_tensor,
 )
 from .lambda_spec import LAMBDA_NAMES, TRAINING_RANGES
@@ -113,15 +113,15 @@ class Student(nn.Module):
         x = self._adain(eighth, content.stats[1], mixed_stats(style, 2, eighth), at_resolution(alpha, eighth))
         for block in self.eighth_blocks:
             x = block(x, next(films).to(x.dtype))
-        x = F.relu(self.up_to_quarter(F.interpolate(x, scale_factor=2, mode="nearest")))
+        x = F.relu(conv3x3_upsampled(self.up_to_quarter, x))
         x = x + self.quarter_skip(self._adain(quarter, content.stats[0], mixed_stats(style, 1, quarter), at_resolution(alpha, quarter)))
         x = self.quarter_block(x, next(films).to(x.dtype))
-        x = self.up_to_half(F.interpolate(x, scale_factor=2, mode="nearest"))
+        x = conv3x3_upsampled(self.up_to_half, x)
         # The photo's own 1/2-resolution features enter only as strength lowers: at full strength the decoder paints
         # from 1/4 and 1/8, where a skip of the barely-encoded photo let the student copy it and only grade its colours.
         x = F.relu(x + (1 - at_resolution(alpha, half)) * self.half_skip(half))
         h, w = content.size
-        return torch.sigmoid(self.head(F.interpolate(x, scale_factor=2, mode="nearest")))[:, :, :h, :w]
+        return torch.sigmoid(conv3x3_upsampled(self.head, x))[:, :, :h, :w]
 
     @staticmethod
     def _adain(feat, content_stats, style_stats, alpha) -> torch.Tensor:
