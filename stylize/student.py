@@ -60,13 +60,12 @@ class Student(nn.Module):
         *,
         widths: tuple[int, int, int] = (16, 32, 64),
         blocks: int = 3,
-        half_blocks: int = 0,
         code_dim: int = 64,
         film_hidden: int = 64,
         lambda_ranges: dict[str, tuple[float, float]] = TRAINING_RANGES,
     ):
         super().__init__()
-        self.config = dict(widths=list(widths), blocks=blocks, half_blocks=half_blocks, code_dim=code_dim, film_hidden=film_hidden)
+        self.config = dict(widths=list(widths), blocks=blocks, code_dim=code_dim, film_hidden=film_hidden)
         register_log_lambda_normalization(self, lambda_ranges)
         w0, w1, w2 = widths
         self.content_encoder = TinyEncoder(widths)
@@ -78,9 +77,8 @@ class Student(nn.Module):
         self.quarter_block = FiLMResBlock(w1)
         self.up_to_half = conv3x3(w1, w0)
         self.half_skip = nn.Conv2d(w0, w0, 1)
-        self.half_blocks = nn.ModuleList([FiLMResBlock(w0) for _ in range(half_blocks)])
         self.head = conv3x3(w0, 3)
-        self.film_sizes = [2 * b.channels for b in (*self.eighth_blocks, self.quarter_block, *self.half_blocks)]
+        self.film_sizes = [2 * b.channels for b in (*self.eighth_blocks, self.quarter_block)]
         # λ (normalised log), strength and the style code -> every block's FiLM scale and shift
         self.film_mlp = nn.Sequential(nn.Linear(len(LAMBDA_NAMES) + 1 + code_dim, film_hidden), nn.LeakyReLU(0.2),
                                       nn.Linear(film_hidden, sum(self.film_sizes)))
@@ -122,8 +120,6 @@ class Student(nn.Module):
         # The photo's own 1/2-resolution features enter only as strength lowers: at full strength the decoder paints
         # from 1/4 and 1/8, where a skip of the barely-encoded photo let the student copy it and only grade its colours.
         x = F.relu(x + (1 - at_resolution(alpha, half)) * self.half_skip(half))
-        for block in self.half_blocks:
-            x = block(x, next(films).to(x.dtype))
         h, w = content.size
         return torch.sigmoid(conv3x3_upsampled(self.head, x))[:, :, :h, :w]
 

@@ -103,41 +103,12 @@ def test_distill_trains_saves_resumes_exactly_and_installs_beside_its_teacher(da
     assert all(torch.equal(unbroken[k], continued[k]) for k in unbroken)
 
 
-
-def test_a_student_grown_by_half_resolution_blocks_first_paints_what_it_grew_from(data_dirs, tmp_path, caplog):  # noqa: F811
-    torch.manual_seed(0)
-    initial = Student(widths=(4, 8, 8), blocks=1, code_dim=8, film_hidden=8)
-    for parameter in initial.parameters():  # not the zeros a fresh block starts from
-        parameter.data.normal_(0, 0.3)
-    grown = Student(widths=(4, 8, 8), blocks=1, half_blocks=2, code_dim=8, film_hidden=8)
-    distill_mod.start_from(grown, initial)
-    content, style, lambdas = torch.rand(1, 3, 40, 56), torch.rand(1, 3, 48, 48), torch.rand(1, 5) * 10
-    with torch.no_grad():
-        assert torch.allclose(grown(content, style, lambdas), initial(content, style, lambdas), atol=1e-6)
-    grown(content, style, lambdas).mean().backward()  # and the new blocks learn from there
-    assert grown.half_blocks[0].conv2[1].weight.grad.abs().sum() > 0
-    assert grown.config["half_blocks"] == 2
-
-    with pytest.raises(ValueError, match="more than 0"):
-        distill_mod.start_from(initial, grown)
-    with pytest.raises(ValueError, match="does not fit this one"):
-        distill_mod.start_from(Student(widths=(4, 8, 16), blocks=1, code_dim=8, film_hidden=8), initial)
-
-    # through the command: --half-blocks is saved in the student's config and loads back as such
-    out = tmp_path / "grown"
-    assert distill_mod.main(distill_args(data_dirs, EMBEDDED_DIR, out, "--iters", "1", "--half-blocks", "1")) == 0
-    student, config = load_student(out / STUDENT_DIR)
-    assert config["student"]["half_blocks"] == 1 and len(student.half_blocks) == 1
-    assert distill_mod.main(distill_args(data_dirs, EMBEDDED_DIR, tmp_path / "again", "--iters", "1",
-                                         "--init-from", str(out / STUDENT_DIR))) == 1
-    assert "more than 0" in caplog.text
-
 def test_distill_help_explains_every_flag():
     done = subprocess.run([sys.executable, "-m", "train.distill", "--help"], capture_output=True, text=True, cwd=REPO)
     assert done.returncode == 0
     for flag in ("--content-dir", "--style-dir", "--teacher", "--out", "--holdout", "--size", "--style-size", "--batch-size",
                  "--iters", "--lr", "--default-share", "--pixel-weight", "--feature-weight", "--feature-taps", "--texture-weight", "--objective-weight", "--init-from", "--widths",
-                 "--blocks", "--half-blocks", "--code-dim",
+                 "--blocks", "--code-dim",
                  "--film-hidden", "--seed", "--device", "--log-every", "--save-every", "--max-minutes", "--resume", "--install"):
         assert flag in done.stdout
 

@@ -62,7 +62,6 @@ class DistillConfig:
     objective_weight: float = 0.1
     widths: tuple = (16, 32, 64)
     blocks: int = 3
-    half_blocks: int = 0
     code_dim: int = 64
     film_hidden: int = 64
     init_from: str = ""
@@ -98,8 +97,6 @@ HELP = {
     "init_from": "start from this student folder's weights (e.g. a shorter run's OUT/fast), not from random ones",
     "widths": "student channels at 1/2, 1/4, 1/8 resolution (default 16 32 64)",
     "blocks": "FiLM residual blocks at 1/8 resolution (default %(default)s)",
-    "half_blocks": "FiLM residual blocks at 1/2 resolution, where the strokes are painted; with --init-from a student with "
-                   "fewer, the new ones start as identities (default %(default)s)",
     "code_dim": "size of the style code that modulates the decoder (default %(default)s)",
     "film_hidden": "hidden units of the λ/strength/style MLP (default %(default)s)",
     "seed": "seed of every random draw (default %(default)s)",
@@ -176,27 +173,6 @@ def distillation_loss(cfg: DistillConfig, teacher: Generator, normalizers: dict,
                   "objective": objective.item()}
 
 
-@torch.no_grad()
-def start_from(student: Student, initial: Student) -> None:
-    """--init-from: the initial student's weights. 1/2-resolution blocks it lacks start as identities (their second
-    conv and their rows of the FiLM MLP at zero), so the grown student first paints exactly what the initial one did."""
-    if len(initial.half_blocks) > len(student.half_blocks):
-        raise ValueError(f"--init-from: that student has {len(initial.half_blocks)} --half-blocks, more than {len(student.half_blocks)}")
-    state = student.state_dict()
-    for name, tensor in initial.state_dict().items():
-        target = state.get(name)
-        grown_film = name.startswith("film_mlp.2.") and target is not None and target.shape[1:] == tensor.shape[1:]
-        if grown_film and len(target) > len(tensor):
-            target.zero_()[:len(tensor)] = tensor  # the new blocks' FiLM rows come last
-        elif target is None or target.shape != tensor.shape:
-            raise ValueError(f"--init-from: that student's {name} does not fit this one (other --widths, --blocks or --code-dim?)")
-        else:
-            target.copy_(tensor)
-    for block in student.half_blocks[len(initial.half_blocks):]:
-        block.conv2[1].weight.zero_()
-        block.conv2[1].bias.zero_()
-
-
 def distill(cfg: DistillConfig) -> Path:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     device = pick_device(cfg.device)
@@ -207,10 +183,11 @@ def distill(cfg: DistillConfig) -> Path:
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
-    student = Student(widths=cfg.widths, blocks=cfg.blocks, half_blocks=cfg.half_blocks, code_dim=cfg.code_dim,
-                      film_hidden=cfg.film_hidden, lambda_ranges=spec.ranges).to(device)
+    student = Student(widths=cfg.widths, blocks=cfg.blocks, code_dim=cfg.code_dim, film_hidden=cfg.film_hidden,
+                      lambda_ranges=spec.ranges).to(device)
     if cfg.init_from:
-        start_from(student, load_student(Path(cfg.init_from))[0])
+        initial, _ = load_student(Path(cfg.init_from))
+        student.load_state_dict(initial.state_dict())
         log.info("initialized from %s", cfg.init_from)
     optimizer = torch.optim.Adam(student.parameters(), lr=cfg.lr)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(s / cfg.iters, 1))))
