@@ -77,8 +77,8 @@ def conv3x3(cin: int, cout: int) -> nn.Sequential:
     return nn.Sequential(nn.ReflectionPad2d(1), nn.Conv2d(cin, cout, 3))
 
 
-# UPSAMPLED_TAPS[phase, tap, k]: 1 where the upsampled map's row (phase + k - 1) is the input's row (tap - 1), phase 0/1
-# being the even/odd output rows; the same for columns.
+# UPSAMPLED_TAPS[phase, tap, k] = 1 where, for the output row 2r + phase, the kernel's row k reads the upsampled row
+# 2r + phase + k - 1, which is the input's row r + tap - 1; the same for columns.
 UPSAMPLED_TAPS = torch.tensor([[[1.0, 0, 0], [0, 1, 1], [0, 0, 0]], [[0, 0, 0], [1, 1, 0], [0, 0, 1]]])
 
 
