@@ -59,7 +59,6 @@ def test_the_photos_half_resolution_features_reach_the_picture_only_below_full_s
                                student.decode(without_half, style, lambdas, strength)) == same, strength
 
 
-
 @pytest.mark.parametrize("height, width", [(7, 9), (1, 2), (8, 8)])
 def test_the_decoders_upsampling_convs_equal_a_conv_of_the_upsampled_map_in_value_and_gradient(height, width):
     """The student never builds its 4x-larger upsampled maps (256 MB at 2048 px): same pictures, same training."""
@@ -75,6 +74,7 @@ def test_the_decoders_upsampling_convs_equal_a_conv_of_the_upsampled_map_in_valu
     grad_phased = torch.autograd.grad(phased.square().sum(), conv[1].weight)[0]
     assert phased.shape == direct.shape == (2, 3, 2 * height, 2 * width)
     assert torch.allclose(phased, direct, atol=1e-5) and torch.allclose(grad_phased, grad_direct, rtol=1e-4, atol=1e-4)
+
 
 def test_distill_trains_saves_resumes_exactly_and_installs_beside_its_teacher(data_dirs, tiny_model_dir, tmp_path):  # noqa: F811
     out = tmp_path / "run"
