@@ -119,7 +119,9 @@ class Student(nn.Module):
         x = conv3x3_upsampled(self.up_to_half, x)
         # The photo's own 1/2-resolution features enter only as strength lowers: at full strength the decoder paints
         # from 1/4 and 1/8, where a skip of the barely-encoded photo let the student copy it and only grade its colours.
-        x = F.relu(x + (1 - at_resolution(alpha, half)) * self.half_skip(half))
+        # A full strength given as a number (every plain slider move) is known without a device sync: skip the skip.
+        full_strength = isinstance(strength, (int, float)) and strength == 1
+        x = F.relu(x if full_strength else x + (1 - at_resolution(alpha, half)) * self.half_skip(half))
         h, w = content.size
         return torch.sigmoid(conv3x3_upsampled(self.head, x))[:, :, :h, :w]
 

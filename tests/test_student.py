@@ -54,9 +54,11 @@ def test_the_photos_half_resolution_features_reach_the_picture_only_below_full_s
     without_half = copy.copy(encoding)
     without_half.feats = [torch.zeros_like(encoding.feats[0]), *encoding.feats[1:]]
     with torch.no_grad():
-        for strength, same in ((1.0, True), (0.5, False), (0.0, False)):
+        for strength, same in ((1.0, True), (torch.ones(1), True), (0.5, False), (0.0, False)):
             assert torch.equal(student.decode(encoding, style, lambdas, strength),
                                student.decode(without_half, style, lambdas, strength)) == same, strength
+        # full strength as a number skips the 1/2-resolution skip that a tensor multiplies by 0: the same picture
+        assert torch.equal(student.decode(encoding, style, lambdas, 1.0), student.decode(encoding, style, lambdas, torch.ones(1)))
 
 
 @pytest.mark.parametrize("height, width", [(7, 9), (1, 2), (8, 8)])
