@@ -7,6 +7,7 @@ Not run by pytest.
 """
 import argparse
 import json
+import sys
 import tempfile
 from pathlib import Path
 
@@ -58,7 +59,7 @@ def main() -> None:
     (RESULTS / f"student_validation{args.tag}.json").write_text(json.dumps(rows, indent=2))
     paste_grid(pictures, (args.side, args.side)).save(RESULTS / f"student_validation{args.tag}.jpg", quality=88)
     lines = [f"Validation pairs ({args.contents} photos × {args.styles} paintings, {args.side} px, the teacher's default λ; "
-             f"`python bench/student_validation.py {' '.join(str(s) for s in args.students)}`). Sheet: "
+             f"`python bench/student_validation.py {' '.join(sys.argv[1:])}`). Sheet: "
              f"`student_validation{args.tag}.jpg`, one row per model in this order.", "",
              *markdown_table(["model", "content (relu4_1)", "Gram", "mean/std", "P(painting)"],
                              [[r["model"], f"{r['content_relu4_1']:.2f}", f"{r['style_gram']:.2f}", f"{r['style_mean_std']:.2f}",
