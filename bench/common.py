@@ -25,6 +25,14 @@ DATA = REPO.parent / "shared" / "data"
 RESULTS = REPO / "bench" / "results"
 
 
+def fp32_stylizer(model: str | None = None, **kwargs):
+    """A model on the CPU in fp32. Quality benches measure the model itself, with its VGG as their instrument, whatever
+    precision the pipeline would paint in (bf16 on a CPU with AMX: within 2 grey levels, tests/test_default_model.py)."""
+    from stylize.pipeline import Stylizer
+
+    return Stylizer.from_pretrained(model, device="cpu", dtype=torch.float32, **kwargs)
+
+
 def held_out_names(kind: str) -> list[str]:
     """File names of `kind` (content | style) in bench/holdout.txt, never trained on, sorted by name (= by source)."""
     return read_name_list(REPO / "bench" / "holdout.txt", section=kind)

@@ -22,11 +22,12 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from common import RESULTS, contact_sheet, held_out, load, markdown_table, spearman, texture_frequency, to_tensor
+from common import (
+    RESULTS, contact_sheet, fp32_stylizer, held_out, load, markdown_table, spearman, texture_frequency, to_tensor,
+)
 
 from stylize.encoder import TAPS
 from stylize.functional import mean_std
-from stylize.pipeline import Stylizer
 
 STROKES = [0.5, 0.71, 1.0, 1.41, 2.0]
 
@@ -47,7 +48,7 @@ def main() -> None:
         (RESULTS / "controls.md").write_text(markdown(json.loads(args.markdown_from.read_text())))
         return
     torch.set_num_threads(2)
-    stylizer = Stylizer.from_pretrained(device="cpu", variant=args.variant)
+    stylizer = fp32_stylizer(variant=args.variant)
     contents = [load(p, args.side) for p in held_out("content", args.contents)]
     styles = [load(p, 512) for p in held_out("style", args.styles)]
     result = {"variant": args.variant, "side": args.side, "pairs": f"{len(contents)} photos x {len(styles)} paintings"}

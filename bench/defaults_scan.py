@@ -21,10 +21,11 @@ from pathlib import Path
 import torch
 
 from artprobe import ArtProbe
-from common import RESULTS, Metrics, Peer, contact_sheet, diagonal_pairs, encoded_pairs, score, to_pil, to_tensor, validation_images
+from common import (
+    RESULTS, Metrics, Peer, contact_sheet, diagonal_pairs, encoded_pairs, fp32_stylizer, score, to_pil, to_tensor, validation_images,
+)
 
 from stylize.lambda_spec import LAMBDA_NAMES
-from stylize.pipeline import Stylizer
 
 SHEET_PAIRS = 6  # validation pairs shown on the sheet (the scores use all)
 
@@ -45,7 +46,7 @@ def main() -> None:
     parser.add_argument("--write", action="store_true", help="store the chosen defaults in the model's config.json")
     args = parser.parse_args()
     torch.set_num_threads(2)
-    stylizer = Stylizer.from_pretrained(args.model, device="cpu")
+    stylizer = fp32_stylizer(args.model)
     metrics, probe = Metrics(stylizer.generator.encoder), ArtProbe.load()
     content_paths, style_paths, contents, styles = validation_images(args.contents, args.styles, args.side)
     pairs = encoded_pairs(stylizer, contents, styles)

@@ -9,13 +9,11 @@ from pathlib import Path
 
 import torch
 
-from common import RESULTS, encode_decode_flops
-
-from stylize.pipeline import Stylizer
+from common import RESULTS, encode_decode_flops, fp32_stylizer
 
 
 def main() -> None:
-    stylizer = Stylizer.from_pretrained(device="cpu")
+    stylizer = fp32_stylizer()
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--gpu-json", type=Path, default=RESULTS / "gpu_speed_h200.json", help="output of bench/gpu_speed.py")
     gpu = json.loads(parser.parse_args().gpu_json.read_text())

@@ -16,9 +16,7 @@ import json
 import torch
 
 from artprobe import ArtProbe
-from common import RESULTS, Metrics, encoded_pairs, log_spaced, score, validation_images
-
-from stylize.pipeline import Stylizer
+from common import RESULTS, Metrics, encoded_pairs, fp32_stylizer, log_spaced, score, validation_images
 
 
 def main() -> None:
@@ -32,7 +30,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(2)
     _, _, contents, styles = validation_images(args.contents, args.styles, args.side)
-    stylizers = {m: Stylizer.from_pretrained(m, device="cpu") for m in args.models}
+    stylizers = {m: fp32_stylizer(m) for m in args.models}
     probe = ArtProbe.load()
     lo = max(s.lambda_ranges["content"][0] for s in stylizers.values())
     hi = min(s.lambda_ranges["content"][1] for s in stylizers.values())

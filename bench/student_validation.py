@@ -14,11 +14,10 @@ from pathlib import Path
 import torch
 
 from artprobe import ArtProbe
-from common import REPO, RESULTS, Metrics, encoded_pairs, markdown_table, score, validation_images
+from common import REPO, RESULTS, Metrics, encoded_pairs, fp32_stylizer, markdown_table, score, validation_images
 
 from stylize.checkpoint import STUDENT_DIR
 from stylize.images import paste_grid, to_pil
-from stylize.pipeline import Stylizer
 
 SHEET_PICTURES = 8  # the first pairs' pictures, one row per model
 
@@ -42,13 +41,13 @@ def main() -> None:
     torch.set_num_threads(2)
     probe = ArtProbe.load()
     _, _, contents, styles = validation_images(args.contents, args.styles, args.side)
-    teacher = Stylizer.from_pretrained(device="cpu", variant="quality")
+    teacher = fp32_stylizer(variant="quality")
     metrics = Metrics(teacher.model("quality").encoder)
     rows, pictures = [], []
     with tempfile.TemporaryDirectory() as tmp:
         models = [("teacher (quality)", teacher)]
         for i, student in enumerate(args.students):
-            stylizer = Stylizer.from_pretrained(str(beside_the_teacher(student, Path(tmp) / str(i))), device="cpu", variant="fast")
+            stylizer = fp32_stylizer(str(beside_the_teacher(student, Path(tmp) / str(i))), variant="fast")
             assert stylizer.variant == "fast", f"{student} is not a student of the embedded teacher (see the warning above)"
             models.append((f"{student} (step {json.loads((student / 'config.json').read_text())['training']['step']})", stylizer))
         for name, stylizer in models:

@@ -32,7 +32,7 @@ CASES = {
 def reference_outputs() -> dict[str, torch.Tensor]:
     """name_variant -> the float output (1, 3, H, W) of the embedded model on CPU, fp32."""
     torch.set_num_threads(2)
-    stylizer = Stylizer.from_pretrained(device="cpu", variant="fast")
+    stylizer = Stylizer.from_pretrained(device="cpu", variant="fast", dtype=torch.float32)
     outputs = {}
     for name, (content, style, lambdas, strength) in CASES.items():
         content_image = Image.open(REPO / "examples" / "content" / content).convert("RGB")

@@ -67,6 +67,15 @@ def pick_device(device: str | torch.device | None = "auto") -> torch.device:
     return chosen
 
 
+def pick_dtype(device: torch.device) -> torch.dtype:
+    """Half precision on accelerators. On a CPU with AMX, bf16: oneDNN's bf16 convolutions there take a half to a third
+    of fp32's time, pictures within a few grey levels (docs/history.md). Other CPUs emulate bf16 slowly: fp32."""
+    if device.type in ("cuda", "mps"):
+        return torch.float16
+    has_amx = getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)()
+    return torch.bfloat16 if device.type == "cpu" and has_amx else torch.float32
+
+
 def tensor_bytes(value) -> int:
     """Bytes held by the tensors in an encoding (dataclasses, tuples and lists of tensors)."""
     if isinstance(value, torch.Tensor):
@@ -113,8 +122,7 @@ class Stylizer:
         """`model_folder`: where a critic not passed in is loaded from, on first use (refine, the λ_adv sweep).
         `student`: the fast variant (train/distill.py), rendering with the generator's λ; refine always uses the generator."""
         self.device = pick_device(device)
-        # Half precision on accelerators; fp32 on the CPU, where half is slower and less exact.
-        self.dtype = dtype or (torch.float16 if self.device.type in ("cuda", "mps") else torch.float32)
+        self.dtype = dtype or pick_dtype(self.device)
         self.generator = generator.eval().to(self.device, self.dtype, memory_format=torch.channels_last)
         self.student = student.eval().to(self.device, self.dtype, memory_format=torch.channels_last) if student else None
         self._discriminator = discriminator.eval().to(self.device) if discriminator is not None else None

@@ -39,13 +39,13 @@ def test_a_mix_at_weights_1_0_is_exactly_the_single_style(default, variant):
 
 
 @pytest.mark.parametrize("variant", ["quality", "fast"])
-def test_a_half_and_half_mix_lies_between_the_two_styles(default, variant):
+def test_a_half_and_half_mix_lies_between_the_two_styles(default, variant, measuring_vgg):
     """Per VGG tap, the mix output's channel statistics project between the two single-style outputs' (t in (0.2, 0.8))."""
     outputs = [default(CONTENT, STYLE_A, max_side=SIDE, variant=variant),
                default(CONTENT, styles=[STYLE_A, STYLE_B], max_side=SIDE, variant=variant),
                default(CONTENT, STYLE_B, max_side=SIDE, variant=variant)]
     with torch.no_grad():
-        feats = [default.generator.encoder(to_tensor(o)) for o in outputs]
+        feats = [measuring_vgg(to_tensor(o)) for o in outputs]
     for tap in range(len(TAPS)):
         a, mix, b = (torch.cat([t.flatten() for t in mean_std(f[tap])]) for f in feats)
         t = ((mix - a) @ (b - a) / (b - a).pow(2).sum()).item()
@@ -118,11 +118,11 @@ def test_the_cli_mixes_paints_regions_and_batches_folders_and_globs(tmp_path):
     assert done.returncode == 2 and "not both" in done.stderr
 
 
-def test_refine_of_a_mix_moves_toward_the_mixed_gram_matrices(default):
+def test_refine_of_a_mix_moves_toward_the_mixed_gram_matrices(default, measuring_vgg):
     from stylize import losses
     from stylize.images import fit_size, load_image
 
-    encoder = default.generator.encoder
+    encoder = measuring_vgg
     with torch.no_grad():
         grams = [losses.style_grams(encoder(to_tensor(fit_size(load_image(s), 512)))) for s in (STYLE_A, STYLE_B)]
         target = [0.6 * a + 0.4 * b for a, b in zip(*grams)]

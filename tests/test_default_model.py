@@ -38,10 +38,10 @@ def test_strength_zero_reproduces_the_content(default):
     assert psnr >= 30
 
 
-def test_style_slider_moves_the_style_distance(default):
+def test_style_slider_moves_the_style_distance(default, measuring_vgg):
     content = Image.open(CONTENT).convert("RGB").resize((192, 192))
     style = Image.open(STYLE).convert("RGB")
-    encoder = default.generator.encoder
+    encoder = measuring_vgg
     with torch.no_grad():
         grams = losses.style_grams(encoder(to_tensor(style)))
         distance = [losses.style_loss(encoder(to_tensor(default(content, style, lambdas={"style": v}, max_side=192))), grams).item()
@@ -84,3 +84,13 @@ def test_a_model_folder_written_before_the_lambda_contract_loads_and_paints_the_
         old, new = (Stylizer.from_pretrained(path, device="cpu", variant=variant) for path in (folder, None))
         assert old.variant == variant
         assert np.array_equal(np.asarray(old(content, STYLE, max_side=128)), np.asarray(new(content, STYLE, max_side=128)))
+
+
+@pytest.mark.parametrize("variant", ["quality", "fast"])
+def test_bf16_paints_within_a_few_grey_levels_of_fp32(variant):
+    """The CPU paints in bf16 where it has AMX (pick_dtype); on any CPU that picture must be the fp32 one to the eye."""
+    pictures = [np.asarray(Stylizer.from_pretrained(device="cpu", variant=variant, dtype=dtype)(
+        CONTENT, STYLE, max_side=192, lambdas={"style": 10.0}), float) for dtype in (torch.float32, torch.bfloat16)]
+    difference = np.abs(pictures[0] - pictures[1])
+    print(f"{variant}: bf16 - fp32 mean {difference.mean():.2f}, max {difference.max():.0f} grey levels")  # 0.32 / 0.23, max 2
+    assert difference.mean() < 1 and difference.max() <= 8

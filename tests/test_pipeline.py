@@ -140,6 +140,17 @@ def test_stylize_steps_yields_the_one_pass_result_then_each_refine_step(stylizer
     assert not np.array_equal(np.asarray(steps[1]), np.asarray(steps[3]))
 
 
+def test_the_cpu_paints_in_bf16_only_where_amx_makes_it_fast(monkeypatch):
+    from stylize.pipeline import pick_dtype
+
+    for has_amx, dtype in ((True, torch.bfloat16), (False, torch.float32)):
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: has_amx)
+        assert pick_dtype(torch.device("cpu")) == dtype
+    assert pick_dtype(torch.device("cuda")) == torch.float16
+    monkeypatch.delattr(torch.cpu, "_is_amx_tile_supported")  # a torch without the probe: fp32, as before
+    assert pick_dtype(torch.device("cpu")) == torch.float32
+
+
 def test_refine_in_half_precision_uses_its_own_fp32_copy(tiny_model_dir):
     stylizer = Stylizer.from_pretrained(tiny_model_dir, device="cpu", dtype=torch.bfloat16)
     image = stylizer(photo(64, 64), photo(64, 64, seed=1), refine_steps=1)
@@ -147,14 +158,14 @@ def test_refine_in_half_precision_uses_its_own_fp32_copy(tiny_model_dir):
     assert {p.dtype for p in stylizer.generator.parameters()} == {torch.bfloat16}  # a render meanwhile is unaffected
 
 
-def test_refine_changes_the_image_and_lowers_its_objective(stylizer):
+def test_refine_changes_the_image_and_lowers_its_objective(stylizer, measuring_vgg):
     from stylize import losses
     from stylize.images import to_tensor
 
     content, style = photo(64, 64), photo(64, 64, 7)
     plain = stylizer(content, style)
     refined = stylizer(content, style, refine_steps=5, seed=0, lambdas={"style": 30.0})
-    enc = stylizer.generator.encoder
+    enc = measuring_vgg
     with torch.no_grad():
         grams = losses.style_grams(enc(to_tensor(style)))
         style_plain = losses.style_loss(enc(to_tensor(plain)), grams).item()
