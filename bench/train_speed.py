@@ -1,6 +1,6 @@
 """Training speed: iterations/s of the real loop (python -m train.train). Not run by pytest.
 
-    python bench/train_speed.py                  # CPU, 2 threads: 128 and 256 px, batch 4 -> train_speed_cpu.json
+    python bench/train_speed.py                  # CPU, 2 threads: 128 and 256 px, batch 4, fp32 and bf16 -> train_speed_cpu.json
     python bench/train_speed.py --device cuda    # 256 px: eager, bf16, bf16 + torch.compile, + CUDA graphs (batch 8, 32)
                                                  # -> train_speed_cuda.json
 Timed steps exclude the first ones (warm-up, compilation); the loop waits for the device once per step, so the
@@ -21,7 +21,9 @@ from common import DATA, RESULTS, REPO, markdown_table
 
 # (name, size, batch, steps, warm-up steps, extra flags)
 PLANS = {
-    "cpu": [("eager", 128, 4, 12, 2, []), ("eager", 256, 4, 5, 2, [])],
+    # bf16 autocast pays on a CPU with AMX (oneDNN's matrix tiles); elsewhere it is emulated, slower than fp32
+    "cpu": [("eager", 128, 4, 12, 2, []), ("eager", 256, 4, 5, 2, []),
+            ("bf16", 128, 4, 12, 2, ["--amp"]), ("bf16", 256, 4, 5, 2, ["--amp"])],
     # most telling first: a run stopped at its time limit keeps the rows it finished
     "cuda": [("bf16", 256, 8, 60, 10, ["--amp"]),
              ("bf16 + compile + CUDA graphs", 256, 8, 80, 30, ["--amp", "--compile", "reduce-overhead"]),

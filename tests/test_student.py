@@ -1,5 +1,6 @@
 """The fast student: its interface, its distillation (train/distill.py), and the pipeline's choice between it and its teacher."""
 import copy
+import csv
 import json
 import shutil
 import subprocess
@@ -105,13 +106,24 @@ def test_distill_trains_saves_resumes_exactly_and_installs_beside_its_teacher(da
     assert all(torch.equal(unbroken[k], continued[k]) for k in unbroken)
 
 
+def test_distill_with_amp_trains_on_the_losses_of_fp32(data_dirs, tiny_model_dir, tmp_path):  # noqa: F811
+    """--amp (bf16 autocast, for CUDA and CPUs with AMX): the first step's loss terms, same draws and weights, as in fp32."""
+    logged = {}
+    for name, flags in (("fp32", ()), ("amp", ("--amp",))):
+        assert distill_mod.main(distill_args(data_dirs, tiny_model_dir, tmp_path / name, "--iters", "1", "--log-every", "1",
+                                             *flags)) == 0
+        logged[name] = next(csv.DictReader((tmp_path / name / "log.csv").open()))
+    for term in ("pixel", "feature", "texture", "objective"):
+        assert float(logged["amp"][term]) == pytest.approx(float(logged["fp32"][term]), rel=0.05), term
+
+
 def test_distill_help_explains_every_flag():
     done = subprocess.run([sys.executable, "-m", "train.distill", "--help"], capture_output=True, text=True, cwd=REPO)
     assert done.returncode == 0
     for flag in ("--content-dir", "--style-dir", "--teacher", "--out", "--holdout", "--size", "--style-size", "--batch-size",
                  "--iters", "--lr", "--default-share", "--pixel-weight", "--feature-weight", "--feature-taps", "--texture-weight", "--objective-weight", "--init-from", "--widths",
                  "--blocks", "--code-dim",
-                 "--film-hidden", "--seed", "--device", "--log-every", "--save-every", "--max-minutes", "--resume", "--install"):
+                 "--film-hidden", "--seed", "--device", "--amp", "--log-every", "--save-every", "--max-minutes", "--resume", "--install"):
         assert flag in done.stdout
 
 

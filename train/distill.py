@@ -67,6 +67,7 @@ class DistillConfig:
     init_from: str = ""
     seed: int = 0
     device: str = "auto"
+    amp: bool = False
     log_every: int = 25
     save_every: int = 250
     max_minutes: float = 0.0
@@ -101,6 +102,8 @@ HELP = {
     "film_hidden": "hidden units of the λ/strength/style MLP (default %(default)s)",
     "seed": "seed of every random draw (default %(default)s)",
     "device": "auto | cpu | cuda | cuda:N | mps (default %(default)s)",
+    "amp": "bf16 autocast for the teacher's and the student's passes and the VGG of the loss (Gram matrices stay fp32): "
+           "on a CUDA GPU, or a CPU with AMX (bench/train_speed.py); other CPUs emulate bf16 slowly",
     "log_every": "steps between log.csv rows (default %(default)s)",
     "save_every": "steps between checkpoints (default %(default)s)",
     "max_minutes": "save and stop after this many minutes (0: no limit; default %(default)s)",
@@ -225,9 +228,10 @@ def distill(cfg: DistillConfig) -> Path:
             writer.writeheader()
         while step < cfg.iters:
             content, style, lambdas, strengths = (t.to(device) for t in draws.batch(step))
-            targets = teacher_pass(teacher, content, style, lambdas, strengths)
-            out_image = student(content, style, lambdas, strengths)
-            loss, parts = distillation_loss(cfg, teacher, spec.normalizers, out_image, targets, lambdas)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.amp):
+                targets = teacher_pass(teacher, content, style, lambdas, strengths)
+                out_image = student(content, style, lambdas, strengths)
+                loss, parts = distillation_loss(cfg, teacher, spec.normalizers, out_image, targets, lambdas)
             if not math.isfinite(parts["loss"]):
                 raise FloatingPointError(f"step {step}: the distillation loss is {parts['loss']}; the last checkpoint is intact")
             optimizer.zero_grad(set_to_none=True)

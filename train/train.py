@@ -78,7 +78,7 @@ class TrainConfig:
     lr_d: float = 2e-4  # Adam learning rate of the discriminator
     d_style_condition: bool = False  # D judges "a patch of this painting?" instead of "a painting?"
     device: str = "auto"  # auto | cpu | cuda
-    amp: bool = False  # bf16 autocast (meant for CUDA)
+    amp: bool = False  # bf16 autocast: CUDA, or a CPU with AMX
     compile: str = ""  # torch.compile mode for encoder, decoder and D: default | reduce-overhead | max-autotune ("": eager)
     seed: int = 0
     sample_every: int = 500
@@ -129,7 +129,8 @@ HELP = {
     "d_style_condition": "style-conditional D (projection of the style's VGG statistics, mismatched paintings as "
                          "fakes); an unconditional D from --init-from keeps its trunk",
     "device": "auto | cpu | cuda (default %(default)s)",
-    "amp": "bf16 autocast, for CUDA (works on CPU, slowly); also on when accelerate's mixed_precision is bf16",
+    "amp": "bf16 autocast: on CUDA, or on a CPU with AMX (bench/results/train_speed_cpu.md); other CPUs emulate bf16 "
+           "slowly; also on when accelerate's mixed_precision is bf16",
     "compile": "torch.compile the encoder, decoder and discriminator with this mode: default, reduce-overhead "
                "(CUDA graphs) or max-autotune; empty = eager (default)",
     "seed": "seed of every random draw (default %(default)s)",
