@@ -6,8 +6,8 @@ import torch
 
 from stylize import losses
 from stylize.encoder import TAP_CHANNELS
-from stylize.functional import gram
-from stylize.generator import Generator
+from stylize.functional import SPATIAL_CHUNK, gram, mean_std
+from stylize.generator import Generator, StyleAttention
 
 
 def test_gram_matches_hand_computation():
@@ -15,6 +15,37 @@ def test_gram_matches_hand_computation():
     # F = [[1, 2, 3, 4], [0, 1, -1, 2]], M = 4: F F^T / M
     expected = torch.tensor([[30.0, 7.0], [7.0, 6.0]]) / 4
     assert torch.allclose(gram(feat)[0], expected)
+
+
+@pytest.mark.parametrize("memory_format", [torch.channels_last, torch.contiguous_format])
+def test_mean_std_matches_float64_statistics_and_their_gradients(memory_format):
+    """Chunked float32 sums of x and x² (more positions than one chunk), in either memory order, as exact as var."""
+    torch.manual_seed(0)
+    feat = (torch.randn(2, 8, 300, 250).relu() * 3 + 0.5).contiguous(memory_format=memory_format).requires_grad_(True)
+    assert 300 * 250 > SPATIAL_CHUNK
+    mean, std = mean_std(feat)
+    reference = feat.double()
+    expected_mean = reference.mean(dim=(2, 3), keepdim=True)
+    expected_std = (reference.var(dim=(2, 3), keepdim=True, unbiased=False) + 1e-5).sqrt()
+    assert torch.allclose(mean.double(), expected_mean, rtol=1e-6) and torch.allclose(std.double(), expected_std, rtol=1e-6)
+    (grad,) = torch.autograd.grad((mean * 2 + std).sum(), feat)
+    (expected_grad,) = torch.autograd.grad((expected_mean * 2 + expected_std).sum(), feat)
+    assert torch.allclose(grad, expected_grad, rtol=1e-4, atol=1e-9)
+    bf16_mean, bf16_std = mean_std(feat.detach().bfloat16())
+    assert bf16_mean.dtype == torch.bfloat16 and torch.allclose(bf16_std.double(), expected_std, rtol=1e-2)
+
+
+def test_style_attention_is_softmax_attention_with_keys_narrower_than_values():
+    """The fused kernel's padded call gives softmax(q k^T / sqrt(key_dim)) v, query chunks and all."""
+    torch.manual_seed(0)
+    attention = StyleAttention(channels=16, key_dim=8, value_dim=24)
+    torch.nn.init.normal_(attention.out.weight)
+    content, style = torch.randn(2, 16, 70, 64), torch.randn(2, 16, 9, 7)  # 4480 queries: two chunks
+    q = attention.query(content).flatten(2).transpose(1, 2)
+    k = attention.key((style - style.mean((2, 3), keepdim=True)) / (style.var((2, 3), keepdim=True, unbiased=False) + 1e-5).sqrt()).flatten(2).transpose(1, 2)
+    v = attention.value(style).flatten(2).transpose(1, 2)
+    expected = attention.out((torch.softmax(q @ k.transpose(1, 2) / 8**0.5, dim=-1) @ v).transpose(1, 2).reshape(2, 24, 70, 64))
+    assert torch.allclose(attention(content, style), expected, atol=1e-5)
 
 
 def test_total_variation_known_values():
