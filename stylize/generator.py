@@ -217,18 +217,23 @@ class Generator(nn.Module):
         z = z.to(self.film_mlp[0].weight.dtype)
         return list((0.1 * self.film_mlp(z)).split(self.film_sizes, dim=1))
 
-    def fuse_level(self, content: ContentEncoding, style: StyleEncoding | StyleMix, tap: int, alpha: torch.Tensor) -> torch.Tensor:
-        """Tap `tap` (0..3) of strength * stylized + (1 - strength) * content features; alpha is (B, 1, 1, 1), or a
-        (B, 1, H, W) strength map at the photo's size (regions).
-
-        AdaIN and the strength blend fold into one multiply-add over the (large) feature map:
-        alpha * ((f - mc) / sc * ss + ms) + (1 - alpha) * f = f * gain + bias
-        """
+    @staticmethod
+    def adain_gain_bias(content: ContentEncoding, style: StyleEncoding | StyleMix, tap: int, alpha: torch.Tensor):
+        """strength * AdaIN + (1 - strength) * the content features at tap `tap` (0..3), as feat * gain + bias:
+        alpha * ((f - mc) / sc * ss + ms) + (1 - alpha) * f. alpha is (B, 1, 1, 1), or a (B, 1, H, W) strength map
+        at the photo's size (regions), which makes gain and bias maps too."""
         (c_mean, c_std), feat = content.stats[tap], content.feats[tap]
         (s_mean, s_std), alpha = mixed_stats(style, tap, feat), at_resolution(alpha, feat)
         scale = s_std / c_std
-        fused = torch.addcmul(alpha * (s_mean - c_mean * scale), feat, alpha * scale + (1 - alpha))
+        return alpha * scale + (1 - alpha), alpha * (s_mean - c_mean * scale)
+
+    def fuse_level(self, content: ContentEncoding, style: StyleEncoding | StyleMix, tap: int, alpha: torch.Tensor) -> torch.Tensor:
+        """The stylised features at tap `tap`: one multiply-add over the (large) map; at relu4_1 plus the attention."""
+        gain, bias = self.adain_gain_bias(content, style, tap, alpha)
+        feat = content.feats[tap]
+        fused = torch.addcmul(bias, feat, gain)
         if tap == 3:
+            (c_mean, c_std), alpha = content.stats[tap], at_resolution(alpha, feat)
             normalized = (feat - c_mean) / c_std
             if isinstance(style, StyleMix):
                 attended = sum(at_resolution(w, feat) * self.attention(normalized, s.relu4_1) for w, s in zip(style.weights, style.styles))
@@ -249,11 +254,22 @@ class Generator(nn.Module):
             # 1x1 conv commutes with nearest upsampling: project at low resolution, then upsample.
             x = F.interpolate(merge_up(x), scale_factor=2, mode="nearest")
             if str(level) in self.merge_skip:
-                # each level is fused just in time, so at most one full-size fused map is alive (2048 px memory)
-                x = x + self.merge_skip[str(level)](self.fuse_level(content, style, tap, alpha))
+                x = x + self.stylized_skip(level, content, style, tap, alpha)
             x = torch.relu_(x)
         h, w = content.size
         return torch.sigmoid(self.head(x))[:, :, :h, :w]
+
+    def stylized_skip(self, level: int, content: ContentEncoding, style: StyleEncoding | StyleMix, tap: int,
+                      alpha: torch.Tensor) -> torch.Tensor:
+        """merge_skip(fuse_level(...)), computed just in time, so at most one full-size map is alive (2048 px memory).
+        A 1x1 conv of feat * gain + bias is a 1x1 conv of feat: for one picture with one gain and bias per channel
+        (no painted regions), they fold into the conv's weights, and the fused full-size map, the largest multiply-add
+        of a slider move, is never built."""
+        conv, feat = self.merge_skip[str(level)], content.feats[tap]
+        gain, bias = self.adain_gain_bias(content, style, tap, alpha)
+        if feat.shape[0] > 1 or gain.shape[-2:] != (1, 1) or bias.shape[-2:] != (1, 1):
+            return conv(torch.addcmul(bias, feat, gain))
+        return F.conv2d(feat, conv.weight * gain.view(1, -1, 1, 1), (conv.weight.flatten(1) @ bias.view(-1, 1)).view(-1))
 
     def forward(self, content, style, lambdas, strength: float | torch.Tensor = 1.0) -> torch.Tensor:
         """content (B,3,H,W), style (B,3,h,w) in [0,1]; lambdas (B,5) -> (B,3,H,W) in [0,1]."""

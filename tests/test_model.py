@@ -70,6 +70,22 @@ def test_vgg_weights_are_imagenet(encoder):
     assert checksums == pytest.approx([143504.0, 40083.0, 24325.0, 13373.0], rel=2e-3), checksums
 
 
+def test_a_single_picture_decodes_as_it_does_in_a_batch(tiny_generator):
+    """One picture folds AdaIN and strength into the skip convs' weights; a batch (training) builds the fused maps.
+    Both must paint the same, at every strength."""
+    torch.manual_seed(0)
+    for block in tiny_generator.merge_skip.values():
+        torch.nn.init.normal_(block.weight)
+    content, style = torch.rand(2, 3, 64, 72), torch.rand(2, 3, 64, 64)
+    lambdas, strengths = torch.tensor([[1.0, 10.0, 0.1, 0.1, 0.1], [0.3, 1.0, 1.0, 0.01, 1.0]]), torch.tensor([1.0, 0.4])
+    assert len(tiny_generator.merge_skip) == 3
+    with torch.no_grad():
+        batch = tiny_generator(content, style, lambdas, strengths)
+        single = torch.cat([tiny_generator(content[i:i + 1], style[i:i + 1], lambdas[i:i + 1], strengths[i].item())
+                            for i in range(2)])
+    assert torch.allclose(batch, single, atol=1e-5)
+
+
 def test_vgg_is_frozen(encoder):
     assert not any(p.requires_grad for p in encoder.parameters())
     encoder.train()
