@@ -173,7 +173,8 @@ def describe(image, elapsed: float, options: dict, note: str = "") -> str:
     weights = ", ".join(f"{n} {v:.3g}" for n, v in options["lambdas"].items())
     mix = f" · {len(options['styles'])} styles mixed" if "styles" in options else ""
     region = " · painted regions" if "mask" in options else ""
-    return (f"**{image.width}×{image.height}** in **{elapsed:.2f} s** on `{stylizer.device}` ({options['variant']}) · "
+    return (f"**{image.width}×{image.height}** in **{elapsed:.2f} s** on `{stylizer.device}`, {stylizer.precision} "
+            f"({options['variant']}) · "
             f"λ: {weights}{mix}{region}{note}")
 
 

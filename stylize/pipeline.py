@@ -180,6 +180,11 @@ class Stylizer:
                    student=student, variant="fast" if student is not None else "quality")
 
     @property
+    def precision(self) -> str:
+        """What the renders compute in, as people name it: "bf16", "fp16" or "fp32"."""
+        return {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(self.dtype, "fp32")
+
+    @property
     def discriminator(self) -> MultiScaleDiscriminator | None:
         """The critic, loaded on first use: a missing or broken one costs refine its adversarial term, nothing else."""
         if self._critic_folder is not None:

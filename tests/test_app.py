@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from stylize.pipeline import Stylizer
+
 from common import serve_app
 
 from .conftest import REPO
@@ -65,6 +67,7 @@ def test_client_roundtrip_lambda_and_bad_file(client, tmp_path):
     assert download == after  # the download and the view share one stored file
     assert pixels(before).shape == pixels(after).shape == (170, 256, 3)
     assert "256×170" in info and "cpu" in info and f"style {DEFAULTS['style']:.3g}" in info
+    assert Stylizer.from_pretrained(device="cpu").precision in info  # bf16 on a CPU with AMX, else fp32
     (_, other), _, other_info = stylize(client, lambda_style=25.0)
     assert "style 25" in other_info
     assert np.abs(pixels(other) - pixels(after)).mean() > 0.5
