@@ -359,7 +359,7 @@ class Stylizer:
         noise = torch.randn(start.shape, generator=gen).to(self.device) * 0.01
         image = (start.float() + noise).clamp(0, 1).requires_grad_(True)
         optimizer = torch.optim.Adam([image], lr=lr)
-        # Where the pipeline paints in bf16 (a CPU with AMX), the VGG passes of a step run in it too: 1.5 times faster
+        # Where the pipeline paints in bf16 (a CPU with AMX), the VGG passes of a step run in it too: 1.3 times faster
         # there, on the same path as fp32's (docs/performance.md). fp16 on a GPU could underflow the gradient: fp32.
         in_bf16 = self.dtype == torch.bfloat16
         for _ in range(steps):
