@@ -86,6 +86,16 @@ def test_a_single_picture_decodes_as_it_does_in_a_batch(tiny_generator):
     assert torch.allclose(batch, single, atol=1e-5)
 
 
+def test_vgg_taps_are_the_raw_activations_divided_by_their_scale(encoder):
+    """The scales are folded into the convs' weights (no full-size division): the taps must still be raw / scale."""
+    image = torch.rand(1, 3, 48, 64)
+    with torch.no_grad():
+        taps, raw = encoder(image), encoder.raw_features(image)
+    assert len(raw) == len(taps) == len(encoder.tap_scale) and not torch.all(encoder.tap_scale == 1)
+    for tap, activation, scale in zip(taps, raw, encoder.tap_scale):
+        assert torch.allclose(tap, activation / scale, rtol=1e-4, atol=1e-5)
+
+
 def test_vgg_is_frozen(encoder):
     assert not any(p.requires_grad for p in encoder.parameters())
     encoder.train()
