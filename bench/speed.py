@@ -18,7 +18,7 @@ from datetime import date
 import torch
 
 from common import RESULTS, MicroAST, Peer, fp32_stylizer, gatys, held_out, load, to_tensor
-from stylize.pipeline import pick_dtype
+from stylize.pipeline import pick_dtype, precision_name
 
 THREADS = 2
 
@@ -117,7 +117,7 @@ def main() -> None:
         print(row, flush=True)
     by = {(r["system"], r["side"]): r for r in rows}
     ours512 = by[("ours", 512)]["first_s"]
-    result = {"machine": f"{platform.machine()}, {THREADS} threads, torch {torch.__version__}, ours in {str(DTYPE).removeprefix('torch.')}",
+    result = {"machine": f"{platform.machine()}, {THREADS} threads, torch {torch.__version__}, ours in {precision_name(DTYPE)}",
               "date": date.today().isoformat(), "rows": rows,
               "ratios": {f"{other}/ours first {s}": by[(other, s)]["first_s"] / by[("ours", s)]["first_s"]
                          for other in ("student", "microast", "peer") for s in (512, 1024, 2048)}

@@ -14,7 +14,7 @@ from torch.profiler import ProfilerActivity, profile
 from common import RESULTS, encode_decode_flops
 
 import stylize.student as student_module
-from stylize.pipeline import Stylizer
+from stylize.pipeline import Stylizer, precision_name
 
 THREADS = 2
 SIDE = 1024
@@ -79,7 +79,7 @@ def main() -> None:
     for hook in hooks:
         hook.remove()
     rate = matmul_gflops(dtype)
-    dtype_name = str(dtype).removeprefix("torch.")
+    dtype_name = precision_name(dtype)
     flops = encode_flops + decode_flops
     result = {
         "side": f"{SIDE} x {SIDE * 2 // 3}", "threads": THREADS, "dtype": dtype_name,

@@ -76,6 +76,11 @@ def pick_dtype(device: torch.device) -> torch.dtype:
     return torch.bfloat16 if device.type == "cpu" and has_amx else torch.float32
 
 
+def precision_name(dtype: torch.dtype) -> str:
+    """A dtype as people name a precision: "bf16", "fp16" or "fp32"."""
+    return {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(dtype, "fp32")
+
+
 def tensor_bytes(value) -> int:
     """Bytes held by the tensors in an encoding (dataclasses, tuples and lists of tensors)."""
     if isinstance(value, torch.Tensor):
@@ -181,8 +186,8 @@ class Stylizer:
 
     @property
     def precision(self) -> str:
-        """What the renders compute in, as people name it: "bf16", "fp16" or "fp32"."""
-        return {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(self.dtype, "fp32")
+        """What the renders compute in: "bf16", "fp16" or "fp32"."""
+        return precision_name(self.dtype)
 
     @property
     def discriminator(self) -> MultiScaleDiscriminator | None:
