@@ -155,26 +155,26 @@ def save_student_folder(folder: Path, student: Student, teacher_sha256: str, tra
     """student.safetensors + config.json (architecture, the teacher's generator hash, training summary); λ names, ranges
     and defaults are the teacher's, read from its config.json beside it."""
     folder = Path(folder)
-    _save_half(student.trainable_state_dict(), folder / STUDENT_FILE)
+    _save_half(student.state_dict(), folder / STUDENT_FILE)
     config = {"format": "stylize-student", "student": student.config, "teacher_generator_sha256": teacher_sha256, "training": training}
     atomic_write(folder / CONFIG_FILE, lambda tmp: tmp.write_text(json.dumps(config, indent=2) + "\n"))
 
 
-def load_student(folder: Path, vgg: VGGEncoder) -> tuple[Student, dict]:
+def load_student(folder: Path) -> tuple[Student, dict]:
     """The student in `folder` (a model folder's fast/) and its config (its λ normalization comes with its weights);
-    CheckpointError if missing or broken. vgg: its teacher's, which a student with a VGG style code shares."""
+    CheckpointError if missing or broken."""
     folder = Path(folder)
     path = folder / CONFIG_FILE
     if not path.is_file():
         raise CheckpointError(f"no fast student: {path} not found")
     try:
         config = json.loads(path.read_text())
-        student = Student(**architecture(config["student"]), vgg=vgg)
+        student = Student(**architecture(config["student"]))
     except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError) as err:
         raise CheckpointError(f"student config unusable ({err.__class__.__name__}: {err}): {path}") from None
     try:
-        student.load_trainable_state_dict(_load_tensors(folder / STUDENT_FILE))
-    except (KeyError, RuntimeError) as err:
+        student.load_state_dict(_load_tensors(folder / STUDENT_FILE))
+    except RuntimeError as err:
         raise CheckpointError(f"student weights do not match ({str(err).splitlines()[0]}): {folder / STUDENT_FILE}") from None
     return student.eval(), config
 

@@ -277,23 +277,14 @@ class Generator(nn.Module):
 
     # --- weights without the frozen encoder -----------------------------------------------
     def trainable_state_dict(self) -> dict[str, torch.Tensor]:
-        return trainable_state(self)
+        return {k: v for k, v in self.state_dict().items() if not k.startswith("encoder.")}
 
     def load_trainable_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        load_trainable_state(self, state)
-
-
-def trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
-    """A model's weights without the frozen VGG it holds (saved once, in weights/)."""
-    return {k: v for k, v in model.state_dict().items() if not k.split(".")[0] in ("encoder", "vgg")}
-
-
-def load_trainable_state(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
-    expected = set(trainable_state(model))
-    missing, unexpected = expected - set(state), set(state) - expected
-    if missing or unexpected:
-        raise KeyError(f"weights do not match the architecture: missing {sorted(missing)[:5]}, unexpected {sorted(unexpected)[:5]}")
-    model.load_state_dict(state, strict=False)
+        expected = set(self.trainable_state_dict())
+        missing, unexpected = expected - set(state), set(state) - expected
+        if missing or unexpected:
+            raise KeyError(f"generator weights do not match the architecture: missing {sorted(missing)[:5]}, unexpected {sorted(unexpected)[:5]}")
+        self.load_state_dict(state, strict=False)
 
 
 def cycle(decode, stylized: ContentEncoding, content: ContentEncoding, lambdas: torch.Tensor) -> torch.Tensor:

@@ -23,7 +23,6 @@ from .checkpoint import (
     GENERATOR_FILE, STUDENT_DIR, CheckpointError, file_sha256, load_discriminator, load_model_folder, load_student,
 )
 from .discriminator import MultiScaleDiscriminator, style_code
-from .encoder import VGGEncoder
 from .functional import rgb_to_yuv, yuv_to_rgb
 from .generator import Generator, StyleEncoding, StyleMix, cycle, mixed_stats
 from .hub import resolve_model_folder
@@ -181,7 +180,7 @@ class Stylizer:
         generator, config = load_model_folder(folder)
         if variant == "auto":
             variant = "fast" if pick_device(device).type == "cpu" and (folder / STUDENT_DIR).is_dir() else "quality"
-        student = matching_student(folder, generator.encoder) if variant == "fast" else None
+        student = matching_student(folder) if variant == "fast" else None
         return cls(generator, config, device=device, dtype=dtype, cache_bytes=cache_bytes, model_folder=folder,
                    student=student, variant="fast" if student is not None else "quality")
 
@@ -393,10 +392,10 @@ class Stylizer:
         return self._refine_generator
 
 
-def matching_student(folder: Path, vgg: VGGEncoder) -> Student | None:
+def matching_student(folder: Path) -> Student | None:
     """The folder's fast student if it was distilled from the generator beside it; otherwise a warning and None."""
     try:
-        student, config = load_student(Path(folder) / STUDENT_DIR, vgg)
+        student, config = load_student(Path(folder) / STUDENT_DIR)
     except CheckpointError as err:
         warnings.warn(f"{err}; using the quality generator", stacklevel=3)
         return None

@@ -10,10 +10,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .encoder import TAP_CHANNELS, VGGEncoder, VggFeatures
 from .functional import mean_std, pad_to_multiple
 from .generator import (
-    load_trainable_state, trainable_state,
     FiLMResBlock, StyleMix, at_resolution, conv3x3, conv3x3_upsampled, mixed_stats, normalized_log_lambdas, register_log_lambda_normalization,
     strength_tensor,
 )
@@ -33,14 +31,6 @@ class StudentContent:
 class StudentStyle:
     stats: list[tuple[torch.Tensor, torch.Tensor]]  # at 1/2, 1/4 and 1/8: mean, std, each (B, C, 1, 1)
     code: torch.Tensor  # (B, code_dim): the style's global signal for the decoder
-
-
-def at_short_side(image: torch.Tensor, side: int) -> torch.Tensor:
-    """The image resized to this short side: VGG statistics depend on the scale the strokes are seen at, so the style
-    code reads them at the scale it was trained at (the distillation's painting crops), whatever the painting's size."""
-    scale = side / min(image.shape[-2:])
-    size = [max(side, round(n * scale)) for n in image.shape[-2:]]
-    return image if size == list(image.shape[-2:]) else F.interpolate(image, size=size, mode="bilinear", antialias=True, align_corners=False)
 
 
 class TinyEncoder(nn.Module):
@@ -72,23 +62,15 @@ class Student(nn.Module):
         blocks: int = 3,
         code_dim: int = 64,
         film_hidden: int = 64,
-        vgg_code_side: int = 0,
         lambda_ranges: dict[str, tuple[float, float]] = TRAINING_RANGES,
-        vgg: VGGEncoder | None = None,
     ):
         super().__init__()
-        self.config = dict(widths=list(widths), blocks=blocks, code_dim=code_dim, film_hidden=film_hidden,
-                           vgg_code_side=vgg_code_side)
+        self.config = dict(widths=list(widths), blocks=blocks, code_dim=code_dim, film_hidden=film_hidden)
         register_log_lambda_normalization(self, lambda_ranges)
         w0, w1, w2 = widths
         self.content_encoder = TinyEncoder(widths)
         self.style_encoder = TinyEncoder(widths)
-        if vgg_code_side:
-            if vgg is None:
-                raise ValueError("a VGG style code needs the VGG encoder (the teacher's)")
-            self.vgg = vgg
-        self.style_code = nn.Sequential(nn.Linear(2 * (w0 + w1 + w2) + (2 * sum(TAP_CHANNELS) if vgg_code_side else 0), code_dim),
-                                        nn.LeakyReLU(0.2))
+        self.style_code = nn.Sequential(nn.Linear(2 * (w0 + w1 + w2), code_dim), nn.LeakyReLU(0.2))
         self.eighth_blocks = nn.ModuleList([FiLMResBlock(w2) for _ in range(blocks)])
         self.up_to_quarter = conv3x3(w2, w1)
         self.quarter_skip = nn.Conv2d(w1, w1, 1)
@@ -107,21 +89,11 @@ class Student(nn.Module):
         feats = self.content_encoder(padded)
         return StudentContent(feats, [mean_std(f) for f in feats[1:]], size)
 
-    def encode_style(self, style: torch.Tensor, vgg_feats: VggFeatures | None = None) -> StudentStyle:
-        """vgg_feats: the painting's VGG features at vgg_code_side where the caller has them (distillation)."""
-        stats = [mean_std(f) for f in self.style_encoder(pad_to_multiple(style, DOWNSAMPLE)[0])]
-        summary = [t.flatten(1) for pair in stats for t in pair]
-        if self.config["vgg_code_side"]:
-            with torch.no_grad():
-                feats = vgg_feats or self.vgg(at_short_side(style, self.config["vgg_code_side"]))
-                summary += [t.flatten(1).to(summary[0].dtype) for f in feats for t in mean_std(f)]
-        return StudentStyle(stats, self.style_code(torch.cat(summary, dim=1)))
-
-    def trainable_state_dict(self) -> dict[str, torch.Tensor]:
-        return trainable_state(self)
-
-    def load_trainable_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        load_trainable_state(self, state)
+    def encode_style(self, style: torch.Tensor) -> StudentStyle:
+        feats = self.style_encoder(pad_to_multiple(style, DOWNSAMPLE)[0])
+        stats = [mean_std(f) for f in feats]
+        code = self.style_code(torch.cat([t.flatten(1) for pair in stats for t in pair], dim=1))
+        return StudentStyle(stats, code)
 
     # --- fusion + decoding (one slider move) ----------------------------------------------
     def decode(self, content: StudentContent, style: StudentStyle | StyleMix, lambdas: torch.Tensor,

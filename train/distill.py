@@ -64,7 +64,6 @@ class DistillConfig:
     blocks: int = 3
     code_dim: int = 64
     film_hidden: int = 64
-    vgg_style_code: bool = False
     init_from: str = ""
     seed: int = 0
     device: str = "auto"
@@ -96,8 +95,6 @@ HELP = {
     "texture_weight": "weight of matching the Gram matrices of the teacher's picture: its texture wherever it lies, which "
                       "pixel and feature matches alone average away (default %(default)s)",
     "objective_weight": "weight of the teacher's own λ-weighted content/style/TV objective (default %(default)s)",
-    "vgg_style_code": "the style code also reads the painting's VGG statistics (the teacher's encoder, once per painting, at "
-                      "--style-size): what its strokes look like, which the tiny style encoder's statistics barely tell",
     "init_from": "start from this student folder's weights (e.g. a shorter run's OUT/fast), not from random ones",
     "widths": "student channels at 1/2, 1/4, 1/8 resolution (default 16 32 64)",
     "blocks": "FiLM residual blocks at 1/8 resolution (default %(default)s)",
@@ -179,17 +176,6 @@ def distillation_loss(cfg: DistillConfig, teacher: Generator, normalizers: dict,
                   "objective": objective.item()}
 
 
-def grown_state(initial: dict[str, torch.Tensor], new: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """`initial`'s weights in a student that reads more inputs (--vgg-style-code): the new inputs start at zero weight,
-    so it starts as the student it grew from."""
-    grown = {}
-    for name, value in initial.items():
-        if value.shape != new[name].shape:
-            value = torch.cat([value, value.new_zeros(value.shape[0], new[name].shape[1] - value.shape[1])], dim=1)
-        grown[name] = value
-    return grown
-
-
 def distill(cfg: DistillConfig) -> Path:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     device = pick_device(cfg.device)
@@ -201,10 +187,10 @@ def distill(cfg: DistillConfig) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
     student = Student(widths=cfg.widths, blocks=cfg.blocks, code_dim=cfg.code_dim, film_hidden=cfg.film_hidden,
-                      vgg_code_side=cfg.style_size if cfg.vgg_style_code else 0, lambda_ranges=spec.ranges, vgg=teacher.encoder).to(device)
+                      lambda_ranges=spec.ranges).to(device)
     if cfg.init_from:
-        initial, _ = load_student(Path(cfg.init_from), teacher.encoder)
-        student.load_trainable_state_dict(grown_state(initial.trainable_state_dict(), student.trainable_state_dict()))
+        initial, _ = load_student(Path(cfg.init_from))
+        student.load_state_dict(initial.state_dict())
         log.info("initialized from %s", cfg.init_from)
     optimizer = torch.optim.Adam(student.parameters(), lr=cfg.lr)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(s / cfg.iters, 1))))
@@ -223,7 +209,7 @@ def distill(cfg: DistillConfig) -> Path:
     sources = (ImageSource.from_folder(Path(cfg.content_dir), exclude), ImageSource.from_folder(Path(cfg.style_dir), exclude))
     draws = examples(cfg, sources, spec)
     log.info("student: %.2f M parameters; teacher %s (generator sha256 %s); %d photos, %d paintings",
-             sum(p.numel() for p in student.parameters() if p.requires_grad) / 1e6, cfg.teacher, teacher_hash[:12], len(sources[0]), len(sources[1]))
+             sum(p.numel() for p in student.parameters()) / 1e6, cfg.teacher, teacher_hash[:12], len(sources[0]), len(sources[1]))
 
     def save() -> None:
         info = {"step": step, "size": cfg.size, "style_size": cfg.style_size, "batch_size": cfg.batch_size,
@@ -244,7 +230,7 @@ def distill(cfg: DistillConfig) -> Path:
             content, style, lambdas, strengths = (t.to(device) for t in draws.batch(step))
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.amp):
                 targets = teacher_pass(teacher, content, style, lambdas, strengths)
-                out_image = student.decode(student.encode_content(content), student.encode_style(style, targets[3]), lambdas, strengths)
+                out_image = student(content, style, lambdas, strengths)
                 loss, parts = distillation_loss(cfg, teacher, spec.normalizers, out_image, targets, lambdas)
             if not math.isfinite(parts["loss"]):
                 raise FloatingPointError(f"step {step}: the distillation loss is {parts['loss']}; the last checkpoint is intact")
