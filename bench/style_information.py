@@ -15,7 +15,7 @@ from common import DATA, RESULTS, held_out_names, load, markdown_table
 from stylize.checkpoint import EMBEDDED_DIR, STUDENT_DIR, load_student
 from stylize.encoder import TAP_CHANNELS, TAPS, VGGEncoder
 from stylize.functional import mean_std
-from stylize.images import to_tensor
+from stylize.images import list_images, to_tensor
 from stylize.student import Student
 
 PAINTINGS = 1600
@@ -28,8 +28,8 @@ def flat_stats(maps) -> torch.Tensor:
 
 
 def recovered_share(x: torch.Tensor, y: torch.Tensor, fit: int) -> float:
-    """1 - residual / total variance of y on the scored rows, for the best ridge penalty (an upper bound's optimism
-    of five choices, small against the differences measured)."""
+    """1 - residual / total variance of y on the rows after `fit`, with the best of the RIDGE penalties (chosen on those
+    rows: the same slight optimism for every description)."""
     x = (x - x[:fit].mean(0)) / (x[:fit].std(0) + 1e-8)
     x = torch.cat([x, torch.ones(len(x), 1, dtype=x.dtype)], dim=1)
     y_mean = y[:fit].mean(0)
@@ -45,21 +45,21 @@ def main() -> None:
     torch.set_num_threads(2)
     torch.manual_seed(0)
     held_out = set(held_out_names("style"))
-    paths = sorted(p for p in (DATA / "style").iterdir() if p.name not in held_out and p.suffix.lower() in (".jpg", ".png"))
+    paths = [p for p in list_images(DATA / "style") if p.name not in held_out]
     random.Random(0).shuffle(paths)
     paths = paths[:PAINTINGS]
     vgg = VGGEncoder.from_file(EMBEDDED_DIR / "vgg16_imagenet.safetensors")
     shipped, _ = load_student(EMBEDDED_DIR / STUDENT_DIR)
     students = {"shipped student": shipped.float(), "untrained student": Student().eval()}
-    rows = {name: [] for name in ("colour", *students, "vgg")}
+    descriptions = {name: [] for name in ("colour", *students, "vgg")}
     with torch.no_grad():
         for path in paths:
             image = to_tensor(load(path, SIDE))
-            rows["colour"].append(flat_stats([image]))
+            descriptions["colour"].append(flat_stats([image]))
             for name, student in students.items():
-                rows[name].append(torch.cat([t.flatten(1) for pair in student.encode_style(image).stats for t in pair], dim=1))
-            rows["vgg"].append(flat_stats(vgg(image)))
-    data = {name: torch.cat(r).double() for name, r in rows.items()}
+                descriptions[name].append(torch.cat([t.flatten(1) for pair in student.encode_style(image).stats for t in pair], dim=1))
+            descriptions["vgg"].append(flat_stats(vgg(image)))
+    data = {name: torch.cat(d).double() for name, d in descriptions.items()}
     fit = len(paths) * 3 // 4
     bounds = torch.tensor([0, *TAP_CHANNELS]).mul(2).cumsum(0).tolist()
     results = []
