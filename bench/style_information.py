@@ -23,8 +23,9 @@ SIDE = 256
 RIDGE = (1e-3, 1e-2, 1e-1, 1.0, 10.0)
 
 
-def flat_stats(maps) -> torch.Tensor:
-    return torch.cat([t.flatten(1) for m in maps for t in mean_std(m)], dim=1)
+def flattened(stats) -> torch.Tensor:
+    """(mean, std) pairs -> one row of numbers per image."""
+    return torch.cat([t.flatten(1) for pair in stats for t in pair], dim=1)
 
 
 def recovered_share(x: torch.Tensor, y: torch.Tensor, fit: int) -> float:
@@ -55,10 +56,10 @@ def main() -> None:
     with torch.no_grad():
         for path in paths:
             image = to_tensor(load(path, SIDE))
-            descriptions["colour"].append(flat_stats([image]))
+            descriptions["colour"].append(flattened([mean_std(image)]))
             for name, student in students.items():
-                descriptions[name].append(torch.cat([t.flatten(1) for pair in student.encode_style(image).stats for t in pair], dim=1))
-            descriptions["vgg"].append(flat_stats(vgg(image)))
+                descriptions[name].append(flattened(student.encode_style(image).stats))
+            descriptions["vgg"].append(flattened(map(mean_std, vgg(image))))
     data = {name: torch.cat(d).double() for name, d in descriptions.items()}
     fit = len(paths) * 3 // 4
     bounds = torch.tensor([0, *TAP_CHANNELS]).mul(2).cumsum(0).tolist()
