@@ -94,17 +94,19 @@ def conv3x3_upsampled(conv: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
 
 
 class FiLMResBlock(nn.Module):
-    """x + conv(FiLM(relu(conv(x)))); FiLM parameters come from the lambda MLP."""
+    """x + conv(FiLM(act(conv(x)))); FiLM parameters come from the lambda MLP. act: ReLU, or `activation` (the
+    student's learnable slopes)."""
 
-    def __init__(self, channels: int):
+    def __init__(self, channels: int, activation: nn.Module | None = None):
         super().__init__()
         self.conv1 = conv3x3(channels, channels)
         self.conv2 = conv3x3(channels, channels)
         self.channels = channels
+        self.activation = activation or nn.ReLU()
 
     def forward(self, x: torch.Tensor, film: torch.Tensor) -> torch.Tensor:
         scale, shift = film.unflatten(1, (2, self.channels)).unbind(1)  # (B, C) each
-        h = F.relu(self.conv1(x))
+        h = self.activation(self.conv1(x))
         h = h * (1 + scale[:, :, None, None]) + shift[:, :, None, None]
         return x + self.conv2(h)
 

@@ -33,16 +33,23 @@ class StudentStyle:
     code: torch.Tensor  # (B, code_dim): the style's global signal for the decoder
 
 
+def activation(channels: int, negative_slope: float) -> nn.PReLU:
+    """A ReLU whose negative side has a learnable slope per channel. The first students had plain ReLUs (slopes fixed at
+    0), and training silenced most of their units for good: inputs all negative, hence no gradient, among them the whole
+    1/8 level. A learnable slope passes a gradient even there; starting at 0 it is such a student exactly."""
+    return nn.PReLU(channels, init=negative_slope)
+
+
 class TinyEncoder(nn.Module):
     """3 strided convs to 1/8, one residual block there; returns the 1/2, 1/4 and 1/8 maps."""
 
-    def __init__(self, widths: tuple[int, int, int]):
+    def __init__(self, widths: tuple[int, int, int], negative_slope: float):
         super().__init__()
         w0, w1, w2 = widths
-        self.to_half = nn.Sequential(nn.Conv2d(3, w0, 3, 2, 1), nn.ReLU())
-        self.to_quarter = nn.Sequential(nn.Conv2d(w0, w1, 3, 2, 1), nn.ReLU())
-        self.to_eighth = nn.Sequential(nn.Conv2d(w1, w2, 3, 2, 1), nn.ReLU())
-        self.block = nn.Sequential(conv3x3(w2, w2), nn.ReLU(), conv3x3(w2, w2))
+        self.to_half = nn.Sequential(nn.Conv2d(3, w0, 3, 2, 1), activation(w0, negative_slope))
+        self.to_quarter = nn.Sequential(nn.Conv2d(w0, w1, 3, 2, 1), activation(w1, negative_slope))
+        self.to_eighth = nn.Sequential(nn.Conv2d(w1, w2, 3, 2, 1), activation(w2, negative_slope))
+        self.block = nn.Sequential(conv3x3(w2, w2), activation(w2, negative_slope), conv3x3(w2, w2))
 
     def forward(self, image: torch.Tensor) -> list[torch.Tensor]:
         half = self.to_half(image)
@@ -53,7 +60,7 @@ class TinyEncoder(nn.Module):
 
 class Student(nn.Module):
     """Keyword arguments but lambda_ranges are the architecture and are saved to the student's config.json; lambda_ranges
-    are its teacher's (the teacher's config.json)."""
+    are its teacher's (the teacher's config.json). negative_slope: the activations' initial slope (they learn their own)."""
 
     def __init__(
         self,
@@ -62,21 +69,24 @@ class Student(nn.Module):
         blocks: int = 3,
         code_dim: int = 64,
         film_hidden: int = 64,
+        negative_slope: float = 0.2,
         lambda_ranges: dict[str, tuple[float, float]] = TRAINING_RANGES,
     ):
         super().__init__()
-        self.config = dict(widths=list(widths), blocks=blocks, code_dim=code_dim, film_hidden=film_hidden)
+        self.config = dict(widths=list(widths), blocks=blocks, code_dim=code_dim, film_hidden=film_hidden, negative_slope=negative_slope)
         register_log_lambda_normalization(self, lambda_ranges)
         w0, w1, w2 = widths
-        self.content_encoder = TinyEncoder(widths)
-        self.style_encoder = TinyEncoder(widths)
+        self.content_encoder = TinyEncoder(widths, negative_slope)
+        self.style_encoder = TinyEncoder(widths, negative_slope)
         self.style_code = nn.Sequential(nn.Linear(2 * (w0 + w1 + w2), code_dim), nn.LeakyReLU(0.2))
-        self.eighth_blocks = nn.ModuleList([FiLMResBlock(w2) for _ in range(blocks)])
+        self.eighth_blocks = nn.ModuleList([FiLMResBlock(w2, activation(w2, negative_slope)) for _ in range(blocks)])
         self.up_to_quarter = conv3x3(w2, w1)
+        self.quarter_activation = activation(w1, negative_slope)
         self.quarter_skip = nn.Conv2d(w1, w1, 1)
-        self.quarter_block = FiLMResBlock(w1)
+        self.quarter_block = FiLMResBlock(w1, activation(w1, negative_slope))
         self.up_to_half = conv3x3(w1, w0)
         self.half_skip = nn.Conv2d(w0, w0, 1)
+        self.half_activation = activation(w0, negative_slope)
         self.head = conv3x3(w0, 3)
         self.film_sizes = [2 * b.channels for b in (*self.eighth_blocks, self.quarter_block)]
         # λ (normalised log), strength and the style code -> every block's FiLM scale and shift
@@ -113,7 +123,7 @@ class Student(nn.Module):
         x = self._adain(eighth, content.stats[1], mixed_stats(style, 2, eighth), at_resolution(alpha, eighth))
         for block in self.eighth_blocks:
             x = block(x, next(films).to(x.dtype))
-        x = F.relu(conv3x3_upsampled(self.up_to_quarter, x))
+        x = self.quarter_activation(conv3x3_upsampled(self.up_to_quarter, x))
         x = x + self.quarter_skip(self._adain(quarter, content.stats[0], mixed_stats(style, 1, quarter), at_resolution(alpha, quarter)))
         x = self.quarter_block(x, next(films).to(x.dtype))
         x = conv3x3_upsampled(self.up_to_half, x)
@@ -121,7 +131,7 @@ class Student(nn.Module):
         # from 1/4 and 1/8, where a skip of the barely-encoded photo let the student copy it and only grade its colours.
         # A full strength given as a number (every plain slider move) is known without a device sync: skip the skip.
         full_strength = isinstance(strength, (int, float)) and strength == 1
-        x = F.relu(x if full_strength else x + (1 - at_resolution(alpha, half)) * self.half_skip(half))
+        x = self.half_activation(x if full_strength else x + (1 - at_resolution(alpha, half)) * self.half_skip(half))
         h, w = content.size
         return torch.sigmoid(conv3x3_upsampled(self.head, x))[:, :, :h, :w]
 

@@ -209,3 +209,18 @@ def test_the_shipped_student_was_distilled_from_the_shipped_teacher():
     _, config = load_student(EMBEDDED_DIR / STUDENT_DIR)
     assert config["teacher_generator_sha256"] == file_sha256(EMBEDDED_DIR / GENERATOR_FILE), \
         "weights/ holds a new teacher: re-run python -m train.distill ... --install"
+
+
+
+@pytest.mark.parametrize("negative_slope, learns", [(0.0, False), (0.2, True)])
+def test_a_student_layer_whose_inputs_all_turn_negative_still_learns(negative_slope, learns):
+    """With plain ReLUs the first students' whole 1/8 level went silent that way and never came back: no gradient
+    reached it. Learnable slopes pass one."""
+    torch.manual_seed(0)
+    student = Student(widths=(4, 8, 8), blocks=1, code_dim=8, film_hidden=8, negative_slope=negative_slope)
+    with torch.no_grad():
+        student.content_encoder.to_eighth[0].bias.fill_(-1e3)  # every pre-activation negative
+    content, style = torch.rand(2, 3, 48, 48), torch.rand(2, 3, 48, 48)
+    student(content, style, torch.ones(2, 5)).square().mean().backward()
+    assert bool(student.content_encoder.to_eighth[0].weight.grad.abs().sum()) == learns
+

@@ -64,6 +64,7 @@ class DistillConfig:
     blocks: int = 3
     code_dim: int = 64
     film_hidden: int = 64
+    negative_slope: float = 0.2
     init_from: str = ""
     seed: int = 0
     device: str = "auto"
@@ -100,6 +101,7 @@ HELP = {
     "blocks": "FiLM residual blocks at 1/8 resolution (default %(default)s)",
     "code_dim": "size of the style code that modulates the decoder (default %(default)s)",
     "film_hidden": "hidden units of the λ/strength/style MLP (default %(default)s)",
+    "negative_slope": "initial negative slope of the student's activations, which learn their own (default %(default)s)",
     "seed": "seed of every random draw (default %(default)s)",
     "device": "auto | cpu | cuda | cuda:N | mps (default %(default)s)",
     "amp": "bf16 autocast for the teacher's and the student's passes and the VGG of the loss (Gram matrices stay fp32): "
@@ -187,7 +189,7 @@ def distill(cfg: DistillConfig) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
     student = Student(widths=cfg.widths, blocks=cfg.blocks, code_dim=cfg.code_dim, film_hidden=cfg.film_hidden,
-                      lambda_ranges=spec.ranges).to(device)
+                      negative_slope=cfg.negative_slope, lambda_ranges=spec.ranges).to(device)
     if cfg.init_from:
         initial, _ = load_student(Path(cfg.init_from))
         student.load_state_dict(initial.state_dict())
