@@ -20,8 +20,10 @@
 #     bash scripts/gpu_run.sh "$OUT" --skip-taps relu3_1 --style-size 192 --d-style-condition --lambda-content 0.3 --lambda-style 10
 # Prepared for the fast student (after the teacher's call, from the teacher it brought back; a separate call, not this
 # script): python3 -m train.distill --content-dir .gpu/paint/content --style-dir .gpu/paint/style --teacher weights \
-#   --out "$OUT/fast" --device cuda --amp --size 256 --style-size 192 --batch-size 32 --iters 20000 --max-minutes 8
-#   (--amp: bf16 autocast, whose loss terms match fp32's within 5 %: tests/test_student.py)
+#   --out "$OUT/fast" --device cuda --amp --size 256 --style-size 192 --batch-size 32 --iters 20000 --max-minutes 8 --lr 5e-4
+#   (--amp: bf16 autocast, whose loss terms match fp32's within 5 %: tests/test_student.py; --lr 5e-4: from scratch the
+#   Gram term dominates and at 2e-3 the CPU's first steps swung the output towards saturation, docs/history.md 2026-11-29
+#   "silent units")
 set -uo pipefail
 out="$1"; shift
 export PYTHONUNBUFFERED=1
