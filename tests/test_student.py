@@ -211,7 +211,6 @@ def test_the_shipped_student_was_distilled_from_the_shipped_teacher():
         "weights/ holds a new teacher: re-run python -m train.distill ... --install"
 
 
-
 @pytest.mark.parametrize("negative_slope, learns", [(0.0, False), (0.2, True)])
 def test_a_student_layer_whose_inputs_all_turn_negative_still_learns(negative_slope, learns):
     """With plain ReLUs the first students' whole 1/8 level went silent that way and never came back: no gradient
@@ -223,4 +222,3 @@ def test_a_student_layer_whose_inputs_all_turn_negative_still_learns(negative_sl
     content, style = torch.rand(2, 3, 48, 48), torch.rand(2, 3, 48, 48)
     student(content, style, torch.ones(2, 5)).square().mean().backward()
     assert bool(student.content_encoder.to_eighth[0].weight.grad.abs().sum()) == learns
-
