@@ -12,7 +12,7 @@ import torch
 
 from common import DATA, RESULTS, held_out_names, load, markdown_table
 
-from stylize.checkpoint import EMBEDDED_DIR, STUDENT_DIR, load_student
+from stylize.checkpoint import EMBEDDED_DIR, STUDENT_DIR, architecture, load_student
 from stylize.encoder import TAP_CHANNELS, TAPS, VGGEncoder
 from stylize.functional import mean_std
 from stylize.images import list_images, to_tensor
@@ -50,8 +50,8 @@ def main() -> None:
     random.Random(0).shuffle(paths)
     paths = paths[:PAINTINGS]
     vgg = VGGEncoder.from_file(EMBEDDED_DIR / "vgg16_imagenet.safetensors")
-    shipped, _ = load_student(EMBEDDED_DIR / STUDENT_DIR)
-    students = {"shipped student": shipped.float(), "untrained student": Student().eval()}
+    shipped, config = load_student(EMBEDDED_DIR / STUDENT_DIR)
+    students = {"shipped student": shipped.float(), "untrained student": Student(**architecture(config["student"])).eval()}
     descriptions = {name: [] for name in ("colour", *students, "vgg")}
     with torch.no_grad():
         for path in paths:
