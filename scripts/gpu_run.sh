@@ -24,21 +24,31 @@
 #   (--amp: bf16 autocast, whose loss terms match fp32's within 5 %: tests/test_student.py; --lr 5e-4: from scratch the
 #   Gram term dominates and at 2e-3 the CPU's first steps swung the output towards saturation, docs/history.md 2026-11-29
 #   "silent units")
+# DISTILL="train.distill flags" distils a fast student from the embedded teacher (weights/) beside the training runs, on
+# the same GPU and for TRAIN_MINUTES, so that whichever model the measurements install, the call has trained its use;
+# it comes back as $OUT/student.tar (fast/ without VGG, log.csv) and its console as student.txt.
+# DEVICE=cpu (with a small DATA and TRAIN_MINUTES) dry-runs the whole call here before device time is spent on it.
 set -uo pipefail
 out="$1"; shift
 export PYTHONUNBUFFERED=1
 data="${DATA:-.gpu/data}"
+device="${DEVICE:-cuda}"
 deadline=$((SECONDS + ${BUDGET_S:-570}))
 left() { echo $((deadline - SECONDS)); }
-nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
+[ "$device" = cuda ] && nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
 python3 -c "import torch; print('torch', torch.__version__)"
 IFS=';' read -r -a variants <<< "${VARIANTS:-}"
 [ "${#variants[@]}" -eq 0 ] && variants=("")
 threads=$(( $(nproc) / ${#variants[@]} ))
 workers=$(( threads > 2 ? threads / 2 : 1 ))  # data processes per run (read and crop), half the run's share of the cores
+if [ -n "${DISTILL:-}" ]; then
+  # shellcheck disable=SC2086  # a list of flags
+  python3 -m train.distill --content-dir "$data/content" --style-dir "$data/style" --teacher weights --out /tmp/distill \
+    --device "$device" --max-minutes "${TRAIN_MINUTES:-7}" $DISTILL > "$out/student.txt" 2>&1 &
+fi
 for i in "${!variants[@]}"; do
   # shellcheck disable=SC2086  # each variant is a list of flags
-  OMP_NUM_THREADS=$threads python3 -m train.train --device cuda --amp --content-dir "$data/content" --style-dir "$data/style" \
+  OMP_NUM_THREADS=$threads python3 -m train.train --device "$device" --amp --content-dir "$data/content" --style-dir "$data/style" \
     --size 256 --batch-size "${BATCH:-8}" --iters 1000000 --max-minutes "${TRAIN_MINUTES:-7}" --workers "$workers" \
     --sample-every 1000 --save-every 1000 --log-every 100 --out "/tmp/run$i" ${COMPILE:+--compile "$COMPILE"} "$@" \
     ${variants[$i]} > "$out/run$i.txt" 2>&1 &
@@ -49,6 +59,10 @@ for i in "${!variants[@]}"; do
   tar -cf "$out/run$i.tar" -C "/tmp/run$i" log.csv model/generator.safetensors model/discriminator.safetensors model/config.json
   cp "/tmp/run$i/model/samples.png" "$out/run${i}_samples.png"
 done
+if [ -n "${DISTILL:-}" ]; then
+  echo "student:"; grep -v '^step' "$out/student.txt" | tail -n 4; tail -n 2 /tmp/distill/log.csv
+  tar -cf "$out/student.tar" -C /tmp/distill log.csv fast
+fi
 echo "after training: $(left) s left"
 # inference timing gets at most half of what is left when the training-speed bench follows
 # (timeout 0 would mean no limit: a bench with 20 s or less left is skipped)

@@ -8,6 +8,7 @@ resumed run, a multi-process run and any number of workers see exactly the examp
 import functools
 import hashlib
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -182,6 +183,14 @@ def collate(examples: list[tuple]) -> tuple[torch.Tensor, ...]:
     """Per example (content, style, *conditions) -> (contents, styles, one tensor per condition)."""
     columns = list(zip(*examples))
     return (torch.stack(columns[0]), torch.stack(columns[1]), *(torch.tensor(c) for c in columns[2:]))
+
+
+def worker_count(requested: int, device: torch.device, processes: int = 1) -> int:
+    """`requested` data workers, or for -1: none on a CPU device (they would take the cores the step needs), else up
+    to 8 per training process."""
+    if requested >= 0:
+        return requested
+    return 0 if device.type == "cpu" else max(1, min(8, (os.cpu_count() or 1) // processes))
 
 
 def loader(examples: Examples, first_step: int, workers: int, pin_memory: bool):

@@ -37,7 +37,7 @@ from stylize.lambda_spec import LambdaSpec
 from stylize.pipeline import pick_device
 from stylize.student import Student
 from stylize.images import read_name_list
-from train.data import Examples, ImageSource
+from train.data import Examples, ImageSource, loader, worker_count
 
 log = logging.getLogger("stylize.distill")
 
@@ -69,6 +69,7 @@ class DistillConfig:
     seed: int = 0
     device: str = "auto"
     amp: bool = False
+    workers: int = -1
     log_every: int = 25
     save_every: int = 250
     max_minutes: float = 0.0
@@ -106,6 +107,9 @@ HELP = {
     "device": "auto | cpu | cuda | cuda:N | mps (default %(default)s)",
     "amp": "bf16 autocast for the teacher's and the student's passes and the VGG of the loss (Gram matrices stay fp32): "
            "on a CUDA GPU, or a CPU with AMX (bench/train_speed.py); other CPUs emulate bf16 slowly",
+    "workers": "DataLoader worker processes that read, decode and crop the next batches (-1: none on a CPU device, "
+               "where they would compete with the step for the cores; else min(8, cores)); draws are the same for any "
+               "number",
     "log_every": "steps between log.csv rows (default %(default)s)",
     "save_every": "steps between checkpoints (default %(default)s)",
     "max_minutes": "save and stop after this many minutes (0: no limit; default %(default)s)",
@@ -228,8 +232,9 @@ def distill(cfg: DistillConfig) -> Path:
         writer = csv.DictWriter(log_file, ["step", "seconds", "loss", "pixel", "feature", "texture", "objective", "lr"])
         if new_log:
             writer.writeheader()
+        batches = loader(draws, step, worker_count(cfg.workers, device), pin_memory=device.type == "cuda")
         while step < cfg.iters:
-            content, style, lambdas, strengths = (t.to(device) for t in draws.batch(step))
+            content, style, lambdas, strengths = (t.to(device, non_blocking=True) for t in next(batches))
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.amp):
                 targets = teacher_pass(teacher, content, style, lambdas, strengths)
                 out_image = student(content, style, lambdas, strengths)

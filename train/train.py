@@ -41,7 +41,7 @@ from stylize.hub import HubError, HubUploader, model_card
 from stylize.images import read_name_list, to_pil
 from stylize.lambda_spec import FIXED_NORMALIZERS, LAMBDA_NAMES, TRAINING_DEFAULTS, TRAINING_RANGES, LambdaSpec
 from stylize.pipeline import Stylizer, pick_device
-from train.data import Examples, ImageSource, loader
+from train.data import Examples, ImageSource, loader, worker_count
 
 log = logging.getLogger("stylize.train")
 
@@ -262,12 +262,6 @@ def load_sources(cfg: TrainConfig) -> tuple[ImageSource, ImageSource]:
         for kind in ("content", "style"))
     log.info("data: %d content, %d style images (read when drawn; %d names held out)", len(sources[0]), len(sources[1]), len(exclude))
     return sources
-
-
-def data_workers(cfg: TrainConfig, device: torch.device, world: int) -> int:
-    if cfg.workers >= 0:
-        return cfg.workers
-    return 0 if device.type == "cpu" else max(1, min(8, (os.cpu_count() or 1) // world))
 
 
 # --- models and checkpoints ---------------------------------------------------------------------
@@ -528,7 +522,7 @@ def train(cfg: TrainConfig) -> Path:
     nonfinite_total = nonfinite_run = 0
     examples = Examples(sources, cfg.batch_size, (cfg.size, cfg.style_size or cfg.size), cfg.seed,
                         lambda uniform: (spec.sample(uniform), uniform() < cfg.recon_fraction), rank, world)
-    batches = loader(examples, step * cfg.grad_accum, data_workers(cfg, device, world), pin_memory=device.type == "cuda")
+    batches = loader(examples, step * cfg.grad_accum, worker_count(cfg.workers, device, world), pin_memory=device.type == "cuda")
     started, minutes_before, logged = time.time(), stage["minutes"], (time.time(), step)
     step_batches = None  # a step skipped by the NaN guard runs again on the same batches
 
