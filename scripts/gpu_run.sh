@@ -12,15 +12,19 @@
 #   DATA=.gpu/half BATCH=32 TRAIN_MINUTES=4 TRAIN_SPEED=1 BUDGET_S=555 bash scripts/gpu_run.sh "$OUT" --init-from weights
 #   DATA=.gpu/other BATCH=32 TRAIN_MINUTES=8 VARIANTS=";--d-style-condition" BUDGET_S=520 \
 #     bash scripts/gpu_run.sh "$OUT" --init-from weights
-# Prepared for the paintings model (every training photo and painting, packed by scripts/shrink_dataset.py into .gpu/paint,
-# 31 MB; a decoder fed from relu3_1 and deeper; painting crops not upscaled past their 224 px scans), the GAN model and
-# its separately trained no-GAN twin side by side, from scratch; a second call continues both with --init-from:
-#   DATA=.gpu/paint BATCH=16 TRAIN_MINUTES=8 BUDGET_S=540 \
-#     VARIANTS=";--lambda-adv 0.001 --lambda-adv-range 0.001 0.0011 --lambda-cycle 0.001 --lambda-cycle-range 0.001 0.0011" \
+# The 2026-11-29 calls (H200; docs/history.md "2026-11-29 (last, H200)"): the paintings model from scratch beside a
+# student, then the teacher continued alone on the warm machine. The pack (every training photo and painting,
+# `python -m scripts.shrink_dataset ../shared/data .gpu/paint --side 240 --style-side 224 --quality 40 --format webp
+# --holdout bench/holdout.txt`, 28.6 MB) travels as one file, `tar -czf .gpu/paint.tgz -C .gpu paint`, carried as
+# .gpu/paint.tgz: as 4,713 files it counted over the 64 MiB limit.
+#   tar -xzf .gpu/paint.tgz -C .gpu && DATA=.gpu/paint BATCH=16 TRAIN_MINUTES=7.5 BUDGET_S=0 \
+#     DISTILL="--amp --size 256 --style-size 192 --batch-size 32 --iters 2500 --lr 5e-4 --save-every 500 --log-every 50" \
 #     bash scripts/gpu_run.sh "$OUT" --skip-taps relu3_1 --style-size 192 --d-style-condition --lambda-content 0.3 --lambda-style 10
-# Prepared for the fast student (after the teacher's call, from the teacher it brought back; a separate call, not this
-# script): python3 -m train.distill --content-dir .gpu/paint/content --style-dir .gpu/paint/style --teacher weights \
-#   --out "$OUT/fast" --device cuda --amp --size 256 --style-size 192 --batch-size 32 --iters 20000 --max-minutes 8 --lr 5e-4
+# Prepared next, as one call (a 15-minute lease holds about 9 minutes of training): the student alone from the shipped
+# teacher, now with its data drawn in worker processes (it ran at 0.64 steps/s beside the teacher drawing in line):
+#   tar -xzf .gpu/paint.tgz -C .gpu && python3 -m train.distill --content-dir .gpu/paint/content \
+#     --style-dir .gpu/paint/style --out /tmp/distill --device cuda --amp --size 256 --style-size 192 --batch-size 32 \
+#     --iters 4000 --lr 5e-4 --max-minutes 8 --log-every 50 --save-every 500 && tar -cf "$OUT/student.tar" -C /tmp/distill log.csv fast
 #   (--amp: bf16 autocast, whose loss terms match fp32's within 5 %: tests/test_student.py; --lr 5e-4: from scratch the
 #   Gram term dominates and at 2e-3 the CPU's first steps swung the output towards saturation, docs/history.md 2026-11-29
 #   "silent units")
