@@ -18,7 +18,6 @@ from artprobe import ArtProbe
 from common import (
     RESULTS, MicroAST, Metrics, Peer, contact_sheet, diagonal_pairs, fp32_stylizer, gatys, held_out, load, log_spaced, spearman, to_pil, to_tensor,
 )
-)
 
 from stylize.lambda_spec import LAMBDA_NAMES
 from stylize.pipeline import Stylizer

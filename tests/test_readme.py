@@ -11,6 +11,12 @@ def test_readme_and_docs_tables_match_the_bench_results():
     assert sync_readme_tables.main(["--check"]) == 0, "run python scripts/sync_readme_tables.py"
 
 
+def test_every_bench_and_script_that_writes_those_tables_parses():
+    # pytest runs none of them; a syntax error in one sat on main unnoticed until its table was re-measured
+    for path in sorted([*(REPO / "bench").glob("*.py"), *(REPO / "scripts").glob("*.py")]):
+        compile(path.read_text(), str(path), "exec")
+
+
 def test_readme_is_a_short_users_page():
     lines = (REPO / "README.md").read_text().splitlines()
     assert len(lines) <= 120, len(lines)
