@@ -5,6 +5,7 @@ pair sends a gradient to. Not run by pytest.
     python bench/student_units.py weights/fast runs/X/fast
 """
 import argparse
+import copy
 import json
 import sys
 from pathlib import Path
@@ -47,6 +48,17 @@ def silent_units(student: nn.Module, contents: list, styles: list, lambdas: torc
     }
 
 
+@torch.no_grad()
+def eighth_level_share(student: nn.Module, contents: list, styles: list, lambdas: torch.Tensor) -> float:
+    """Mean |change| in grey levels when the 1/8 level's way out (the upsampling conv) is cut: what that level paints."""
+    pairs = [(content, style) for content in contents for style in styles]
+    with_level = [student(content, style, lambdas) for content, style in pairs]
+    cut = copy.deepcopy(student)
+    cut.up_to_quarter[1].weight.zero_()
+    cut.up_to_quarter[1].bias.zero_()
+    return 255 * sum(float((a - cut(c, s, lambdas)).abs().mean()) for a, (c, s) in zip(with_level, pairs)) / len(pairs)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("students", nargs="+", type=Path, help="student folders (config.json + weights), e.g. runs/X/fast")
@@ -58,7 +70,9 @@ def main() -> None:
     results = {}
     for folder in args.students:
         student, config = load_student(folder)
-        results[f"{folder} (step {config['training']['step']})"] = silent_units(student.float(), contents, styles, lambdas)
+        student = student.float()
+        results[f"{folder} (step {config['training']['step']})"] = {
+            **silent_units(student, contents, styles, lambdas), "eighth_level_grey_levels": eighth_level_share(student, contents, styles, lambdas)}
     (RESULTS / f"student_units{args.tag}.json").write_text(json.dumps(results, indent=2))
     names = list(next(iter(results.values()))["layers"])
     header = ["layer", *(f"{model}: never positive (mean \\|slope\\|)" for model in results)]
@@ -66,6 +80,8 @@ def main() -> None:
                      for r in results.values())] for name in names]
     rows.append(["conv weights without a gradient",
                  *(f"{r['conv_weights_without_gradient'] / r['conv_weights']:.0%} of {r['conv_weights']:,}" for r in results.values())])
+    rows.append(["what the 1/8 level paints: mean \\|change\\| without it (grey levels)",
+                 *(f"{r['eighth_level_grey_levels']:.2f}" for r in results.values())])
     lines = [f"Silent units on the validation pairs (4 photos × 4 paintings, 256 px, default λ; "
              f"`python bench/student_units.py {' '.join(sys.argv[1:])}`). A channel never positive passes nothing and no "
              "gradient behind a ReLU (slope 0); a learnable slope still passes both.", "", *markdown_table(header, rows)]
