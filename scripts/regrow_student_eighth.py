@@ -25,10 +25,6 @@ REGROWN = ("content_encoder.to_eighth", "content_encoder.block", "style_encoder.
 NEW_SLOPE = 0.2
 
 
-def style_code_inputs(student: Student, style: torch.Tensor) -> torch.Tensor:
-    return torch.cat([t.flatten(1) for pair in student.encode_style(style).stats for t in pair], dim=1)
-
-
 @torch.no_grad()
 def regrow_eighth(student: Student, seed: int = 0) -> Student:
     """`student` with its 1/8 level re-initialised and cut off from the picture, in place."""
@@ -36,13 +32,13 @@ def regrow_eighth(student: Student, seed: int = 0) -> Student:
     architecture = {k: v for k, v in student.config.items() if k != "negative_slope"}
     fresh = Student(**architecture, negative_slope=NEW_SLOPE).state_dict()
     grey = torch.full((1, 3, 256, 256), 0.5)
-    old_inputs = style_code_inputs(student, grey)[0]
+    old_inputs = Student.style_code_inputs(student.encode_style(grey).stats)[0]
     state = student.state_dict()
     for name in state:
         if name.startswith(REGROWN):
             state[name] = fresh[name].to(state[name].dtype)
     w0, w1, _ = student.config["widths"]
-    eighth_inputs = slice(2 * (w0 + w1), None)  # the style code reads (mean, std) at 1/2, 1/4, then 1/8
+    eighth_inputs = slice(2 * (w0 + w1), None)
     code_weight = state["style_code.0.weight"]
     state["style_code.0.bias"] += code_weight[:, eighth_inputs] @ old_inputs[eighth_inputs].to(code_weight.dtype)
     code_weight[:, eighth_inputs] = 0

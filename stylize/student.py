@@ -102,8 +102,12 @@ class Student(nn.Module):
     def encode_style(self, style: torch.Tensor) -> StudentStyle:
         feats = self.style_encoder(pad_to_multiple(style, DOWNSAMPLE)[0])
         stats = [mean_std(f) for f in feats]
-        code = self.style_code(torch.cat([t.flatten(1) for pair in stats for t in pair], dim=1))
-        return StudentStyle(stats, code)
+        return StudentStyle(stats, self.style_code(self.style_code_inputs(stats)))
+
+    @staticmethod
+    def style_code_inputs(stats: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+        """(B, 2 * (w0 + w1 + w2)): mean and std at 1/2, then 1/4, then 1/8."""
+        return torch.cat([t.flatten(1) for pair in stats for t in pair], dim=1)
 
     # --- fusion + decoding (one slider move) ----------------------------------------------
     def decode(self, content: StudentContent, style: StudentStyle | StyleMix, lambdas: torch.Tensor,
