@@ -222,20 +222,21 @@ class Generator(nn.Module):
     @staticmethod
     def adain_gain_bias(content: ContentEncoding, style: StyleEncoding | StyleMix, tap: int, alpha: torch.Tensor):
         """strength * AdaIN + (1 - strength) * the content features at tap `tap` (0..3), as feat * gain + bias:
-        alpha * ((f - mc) / sc * ss + ms) + (1 - alpha) * f. alpha is (B, 1, 1, 1), or a (B, 1, H, W) strength map
-        at the photo's size (regions), which makes gain and bias maps too."""
+        alpha * ((f - mc) / sc * ss + ms) + (1 - alpha) * f. alpha is (B, 1, 1, 1), or a (B, 1, h, w) strength map
+        already at the tap's resolution (`at_resolution`; regions), which makes gain and bias maps too."""
         (c_mean, c_std), feat = content.stats[tap], content.feats[tap]
-        (s_mean, s_std), alpha = mixed_stats(style, tap, feat), at_resolution(alpha, feat)
+        s_mean, s_std = mixed_stats(style, tap, feat)
         scale = s_std / c_std
         return alpha * scale + (1 - alpha), alpha * (s_mean - c_mean * scale)
 
     def fuse_level(self, content: ContentEncoding, style: StyleEncoding | StyleMix, tap: int, alpha: torch.Tensor) -> torch.Tensor:
         """The stylised features at tap `tap`: one multiply-add over the (large) map; at relu4_1 plus the attention."""
-        gain, bias = self.adain_gain_bias(content, style, tap, alpha)
         feat = content.feats[tap]
+        alpha = at_resolution(alpha, feat)
+        gain, bias = self.adain_gain_bias(content, style, tap, alpha)
         fused = torch.addcmul(bias, feat, gain)
         if tap == 3:
-            (c_mean, c_std), alpha = content.stats[tap], at_resolution(alpha, feat)
+            c_mean, c_std = content.stats[tap]
             normalized = (feat - c_mean) / c_std
             if isinstance(style, StyleMix):
                 attended = sum(at_resolution(w, feat) * self.attention(normalized, s.relu4_1) for w, s in zip(style.weights, style.styles))
@@ -268,7 +269,7 @@ class Generator(nn.Module):
         (no painted regions), they fold into the conv's weights, and the fused full-size map, the largest multiply-add
         of a slider move, is never built."""
         conv, feat = self.merge_skip[str(level)], content.feats[tap]
-        gain, bias = self.adain_gain_bias(content, style, tap, alpha)
+        gain, bias = self.adain_gain_bias(content, style, tap, at_resolution(alpha, feat))
         if feat.shape[0] > 1 or gain.shape[-2:] != (1, 1) or bias.shape[-2:] != (1, 1):
             return conv(torch.addcmul(bias, feat, gain))
         return F.conv2d(feat, conv.weight * gain.view(1, -1, 1, 1), (conv.weight.flatten(1) @ bias.view(-1, 1)).view(-1))
