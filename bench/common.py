@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[1]
 from stylize import losses
 from stylize.encoder import VGGEncoder
 from stylize.functional import mean_std, pad_to_multiple
-from stylize.images import fit_size, load_image, paste_grid, read_name_list, to_pil, to_tensor
+from stylize.images import fit_size, list_images, load_image, paste_grid, read_name_list, to_pil, to_tensor
 
 DATA = REPO.parent / "shared" / "data"
 RESULTS = REPO / "bench" / "results"
@@ -52,6 +52,18 @@ def validation_images(contents: int, styles: int, side: int) -> tuple[list[Path]
     """Held-out files halfway between bench/quality.py's picks (never its test pairs): content paths, style paths,
     content images, style images. Choices (defaults, models) are made on these."""
     content_paths, style_paths = held_out("content", contents, offset=0.5), held_out("style", styles, offset=0.5)
+    return content_paths, style_paths, [load(p, side) for p in content_paths], [load(p, side) for p in style_paths]
+
+
+def training_images(contents: int, styles: int, side: int) -> tuple[list[Path], list[Path], list, list]:
+    """As validation_images, from the files a run trains on (every one not held out): does a model fit its training
+    pairs better than unseen ones?"""
+    def picks(kind: str, count: int) -> list[Path]:
+        held = set(held_out_names(kind))
+        names = sorted(p.name for p in list_images(DATA / kind) if p.name not in held)
+        return [DATA / kind / names[int((i + 0.5) * len(names) / count)] for i in range(count)]
+
+    content_paths, style_paths = picks("content", contents), picks("style", styles)
     return content_paths, style_paths, [load(p, side) for p in content_paths], [load(p, side) for p in style_paths]
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from artprobe import ArtProbe
-from common import REPO, RESULTS, Metrics, encoded_pairs, fp32_stylizer, markdown_table, score, validation_images
+from common import REPO, RESULTS, Metrics, encoded_pairs, fp32_stylizer, markdown_table, score, training_images, validation_images
 
 from stylize.checkpoint import STUDENT_DIR
 from stylize.images import paste_grid, to_pil
@@ -36,11 +36,15 @@ def main() -> None:
     parser.add_argument("--contents", type=int, default=4)
     parser.add_argument("--styles", type=int, default=4)
     parser.add_argument("--side", type=int, default=256, help="long side of every picture (default %(default)s)")
+    parser.add_argument("--pairs", choices=("validation", "training"), default="validation",
+                        help="held-out pairs, or pairs of files the students trained on: a model that fits those far "
+                             "better than unseen ones is short of data, one that fits both alike is short of training")
     parser.add_argument("--tag", default="", help="suffix for the result files")
     args = parser.parse_args()
     torch.set_num_threads(2)
     probe = ArtProbe.load()
-    _, _, contents, styles = validation_images(args.contents, args.styles, args.side)
+    images = validation_images if args.pairs == "validation" else training_images
+    _, _, contents, styles = images(args.contents, args.styles, args.side)
     teacher = fp32_stylizer(variant="quality")
     metrics = Metrics(teacher.model("quality").encoder)
     rows, pictures = [], []
@@ -57,7 +61,7 @@ def main() -> None:
             print(rows[-1], flush=True)
     (RESULTS / f"student_validation{args.tag}.json").write_text(json.dumps(rows, indent=2))
     paste_grid(pictures, (args.side, args.side)).save(RESULTS / f"student_validation{args.tag}.jpg", quality=88)
-    lines = [f"Validation pairs ({args.contents} photos × {args.styles} paintings, {args.side} px, the teacher's default λ; "
+    lines = [f"{args.pairs.capitalize()} pairs ({args.contents} photos × {args.styles} paintings, {args.side} px, the teacher's default λ; "
              f"`python bench/student_validation.py {' '.join(sys.argv[1:])}`). Sheet: "
              f"`student_validation{args.tag}.jpg`, one row per model in this order.", "",
              *markdown_table(["model", "content (relu4_1)", "Gram", "mean/std", "P(painting)"],

@@ -20,14 +20,17 @@
 #   tar -xzf .gpu/paint.tgz -C .gpu && DATA=.gpu/paint BATCH=16 TRAIN_MINUTES=7.5 BUDGET_S=0 \
 #     DISTILL="--amp --size 256 --style-size 192 --batch-size 32 --iters 2500 --lr 5e-4 --save-every 500 --log-every 50" \
 #     bash scripts/gpu_run.sh "$OUT" --skip-taps relu3_1 --style-size 192 --d-style-condition --lambda-content 0.3 --lambda-style 10
-# Prepared next, as one call (a 15-minute lease holds about 9 minutes of training): the student alone from the shipped
-# teacher, now with its data drawn in worker processes (it ran at 0.64 steps/s beside the teacher drawing in line):
+# Prepared next, as one call (a 15-minute lease holds about 9 minutes of training): the student alone, continuing the
+# installed one (every CPU step so far, its 1/8 level regrown), with its data drawn in worker processes (it ran at 0.64
+# steps/s beside the teacher drawing in line):
 #   tar -xzf .gpu/paint.tgz -C .gpu && python3 -m train.distill --content-dir .gpu/paint/content \
-#     --style-dir .gpu/paint/style --out /tmp/distill --device cuda --amp --size 256 --style-size 192 --batch-size 32 \
-#     --iters 4000 --lr 5e-4 --max-minutes 8 --log-every 50 --save-every 500 && tar -cf "$OUT/student.tar" -C /tmp/distill log.csv fast
-#   (--amp: bf16 autocast, whose loss terms match fp32's within 5 %: tests/test_student.py; --lr 5e-4: from scratch the
-#   Gram term dominates and at 2e-3 the CPU's first steps swung the output towards saturation, docs/history.md 2026-11-29
-#   "silent units")
+#     --style-dir .gpu/paint/style --out /tmp/distill --init-from weights/fast --device cuda --amp --size 256 \
+#     --style-size 192 --batch-size 32 --iters 4000 --lr 3e-4 --max-minutes 8 --log-every 50 --save-every 500 \
+#     && tar -cf "$OUT/student.tar" -C /tmp/distill log.csv fast
+#   (--amp: bf16 autocast, whose loss terms match fp32's within 5 %: tests/test_student.py; --lr 3e-4: at 1e-3 the
+#   regrown level saturated the pictures, docs/history.md "2026-11-29 (last, CPU)". From scratch instead, drop
+#   --init-from and take --lr 5e-4: there the Gram term dominates the first steps, and at 2e-3 they swung the output
+#   towards saturation, "silent units")
 # DISTILL="train.distill flags" distils a fast student from the embedded teacher (weights/) beside the training runs, on
 # the same GPU and for TRAIN_MINUTES, so that whichever model the measurements install, the call has trained its use;
 # it comes back as $OUT/student.tar (fast/ without VGG, log.csv) and its console as student.txt.
