@@ -16,6 +16,7 @@ import torch
 from common import markdown_table
 
 from stylize.checkpoint import load_model_folder
+from stylize.pipeline import precision_name
 
 
 def time_ms(fn, repeats: int = 20, warmup: int = 3) -> float:
@@ -68,7 +69,7 @@ def measure(encode, decode, style_enc, lambdas, dtype, side: int, batch: int) ->
     full = time_ms(first_stylisation)
     c_enc = new_step(lambda: encode(content))()
     slider = time_ms(new_step(lambda: decode(c_enc, s_enc, lam)))
-    return {"dtype": str(dtype).removeprefix("torch."), "side": side, "batch": batch, "first_call_s": round(first_call_s, 1),
+    return {"dtype": precision_name(dtype), "side": side, "batch": batch, "first_call_s": round(first_call_s, 1),
             "first_ms": round(full, 2), "slider_ms": round(slider, 2), "images_per_s": round(batch / (full / 1e3), 1),
             "peak_mem_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2)}
 
@@ -84,7 +85,7 @@ def markdown(results: dict) -> str:
         ["mode", "dtype", "px", "batch", "first stylization ms", "slider move ms", "images/s", "peak GPU mem GiB", "first call s"],
         [[r["compile"], r.get("dtype", ""), r["side"], r["batch"], *([r["error"], "", "", "", ""] if "error" in r else [r[c] for c in columns])]
          for r in results["rows"]])
-    eager = {(r["side"], r["batch"]): r for r in results["rows"] if r["compile"] == "eager" and r.get("dtype") == "float16"}
+    eager = {(r["side"], r["batch"]): r for r in results["rows"] if r["compile"] == "eager" and r.get("dtype") == "fp16"}
     ratios = [f"{r['compile']} at {r['batch']} x {r['side']} px: {eager[(r['side'], r['batch'])]['first_ms'] / r['first_ms']:.2f}x eager fp16"
               for r in results["rows"] if r["compile"] != "eager" and "error" not in r and (r["side"], r["batch"]) in eager]
     return "\n".join(lines + ["", "Speed-ups: " + "; ".join(ratios) + "."] if ratios else lines) + "\n"
