@@ -44,15 +44,21 @@ def held_out(kind: str, count: int, offset: float = 0.0) -> list[Path]:
     Even spacing draws from every source, not one. offset=0.5 picks the files halfway between those of
     offset 0: a validation set disjoint from the test set.
     """
-    names = held_out_names(kind)
+    return evenly_spaced(kind, held_out_names(kind), count, offset)
+
+
+def evenly_spaced(kind: str, names: list[str], count: int, offset: float) -> list[Path]:
     return [DATA / kind / names[int((i + offset) * len(names) / count)] for i in range(count)]
+
+
+def loaded(content_paths: list[Path], style_paths: list[Path], side: int) -> tuple[list[Path], list[Path], list, list]:
+    return content_paths, style_paths, [load(p, side) for p in content_paths], [load(p, side) for p in style_paths]
 
 
 def validation_images(contents: int, styles: int, side: int) -> tuple[list[Path], list[Path], list, list]:
     """Held-out files halfway between bench/quality.py's picks (never its test pairs): content paths, style paths,
     content images, style images. Choices (defaults, models) are made on these."""
-    content_paths, style_paths = held_out("content", contents, offset=0.5), held_out("style", styles, offset=0.5)
-    return content_paths, style_paths, [load(p, side) for p in content_paths], [load(p, side) for p in style_paths]
+    return loaded(held_out("content", contents, offset=0.5), held_out("style", styles, offset=0.5), side)
 
 
 def training_images(contents: int, styles: int, side: int) -> tuple[list[Path], list[Path], list, list]:
@@ -60,11 +66,9 @@ def training_images(contents: int, styles: int, side: int) -> tuple[list[Path], 
     pairs better than unseen ones?"""
     def picks(kind: str, count: int) -> list[Path]:
         held = set(held_out_names(kind))
-        names = sorted(p.name for p in list_images(DATA / kind) if p.name not in held)
-        return [DATA / kind / names[int((i + 0.5) * len(names) / count)] for i in range(count)]
+        return evenly_spaced(kind, sorted(p.name for p in list_images(DATA / kind) if p.name not in held), count, 0.5)
 
-    content_paths, style_paths = picks("content", contents), picks("style", styles)
-    return content_paths, style_paths, [load(p, side) for p in content_paths], [load(p, side) for p in style_paths]
+    return loaded(picks("content", contents), picks("style", styles), side)
 
 
 def encoded_pairs(stylizer, contents: list, styles: list) -> list:
