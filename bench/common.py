@@ -81,11 +81,17 @@ def score(stylizer, metrics: "Metrics", pairs, weights: dict, probe=None) -> tup
     """Mean distances (and P(painting) with a probe) of the outputs at `weights` over `pairs` -> (scores, outputs)."""
     lambdas = stylizer.resolve_lambdas(weights)
     outputs = [stylizer.stylize_tensor(c_enc, s_enc, lambdas) for c_enc, _, s_enc, _ in pairs]
-    scores = [metrics(out, c, s) for out, (_, c, _, s) in zip(outputs, pairs)]
+    return {**weights, **mean_distances(outputs, [(c, s) for _, c, _, s in pairs], metrics, probe)}, outputs
+
+
+@torch.no_grad()
+def mean_distances(outputs: list, pairs: list, metrics: "Metrics", probe=None) -> dict:
+    """Mean content and style distances of `outputs` to their (content, style) `pairs`, and P(painting) with a probe."""
+    scores = [metrics(out, c, s) for out, (c, s) in zip(outputs, pairs)]
     mean = {k: statistics.fmean(sc[k] for sc in scores) for k in ("content_relu4_1", "style_gram", "style_mean_std")}
     if probe is not None:
         mean["p_painting"] = statistics.fmean(probe([to_pil(o) for o in outputs]))
-    return {**weights, **mean}, outputs
+    return mean
 
 
 def gatys(content: torch.Tensor, style: torch.Tensor, encoder: VGGEncoder, lambdas: torch.Tensor,

@@ -16,10 +16,10 @@ from pathlib import Path
 import torch
 
 from artprobe import ArtProbe
-from common import REPO, RESULTS, Metrics, markdown_table, validation_images
+from common import REPO, RESULTS, Metrics, markdown_table, mean_distances, validation_images
 
 from stylize.checkpoint import EMBEDDED_DIR, load_model_folder, load_student
-from stylize.images import to_pil, to_tensor
+from stylize.images import to_tensor
 from stylize.lambda_spec import LambdaSpec
 from stylize.student import Student
 
@@ -39,13 +39,6 @@ def student_for(name: str, ranges: dict) -> Student:
 
 def multiple_of_8(image):
     return image.crop((0, 0, image.width // 8 * 8, image.height // 8 * 8))
-
-
-@torch.no_grad()
-def distances(outputs: list, pairs: list, metrics: Metrics, probe: ArtProbe) -> dict:
-    scores = [metrics(out, content, style) for out, (content, style, _) in zip(outputs, pairs)]
-    mean = {k: sum(s[k] for s in scores) / len(scores) for k in ("content_relu4_1", "style_gram", "style_mean_std")}
-    return {**mean, "p_painting": sum(probe([to_pil(o) for o in outputs])) / len(outputs)}
 
 
 def main() -> None:
@@ -73,7 +66,9 @@ def main() -> None:
         for style in styles:
             c, s = to_tensor(multiple_of_8(content)), to_tensor(multiple_of_8(style))
             pairs.append((c, s, teacher_pass(teacher, c, s, lambdas, strength)))
-    rows = [{"model": "teacher (quality)", "step": "", **distances([p[2][0] for p in pairs], pairs, metrics, probe)}]
+    photo_and_painting = [(c, s) for c, s, _ in pairs]
+    rows = [{"model": "teacher (quality)", "step": "",
+             **mean_distances([targets[0] for _, _, targets in pairs], photo_and_painting, metrics, probe)}]
     print(rows[-1], flush=True)
     for name in args.students:
         student = student_for(name, spec.ranges)
@@ -84,7 +79,7 @@ def main() -> None:
                 with torch.no_grad():
                     outputs = [student(c, s, lambdas, strength) for c, s, _ in pairs]
                 rows.append({"model": name, "step": step, "seconds": round(time.time() - started),
-                             **distances(outputs, pairs, metrics, probe)})
+                             **mean_distances(outputs, photo_and_painting, metrics, probe)})
                 print(rows[-1], flush=True)
             if step == args.steps:
                 break
