@@ -6,8 +6,10 @@
   page, for each model.
 Not run by pytest.
 
-    python bench/app_load.py          # writes bench/results/app_load.json and app_load.md
+    python bench/app_load.py                # writes bench/results/app_load.json and app_load.md
+    python bench/app_load.py --tag _avx2    # another CPU's run beside it
 """
+import argparse
 import json
 import statistics
 import tempfile
@@ -18,7 +20,7 @@ from pathlib import Path
 import psutil
 from gradio_client import Client, handle_file
 
-from common import RESULTS, held_out, load, serve_app
+from common import RESULTS, TAG_HELP, cpu_name, held_out, load, serve_app
 
 CONCURRENT = 20
 MOVES = (3.0, 6.0, 12.0, 20.0, 1.5)  # λ_style of the timed slider moves
@@ -64,6 +66,9 @@ def folder_bytes(folder: Path) -> int:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tag", default="", help=TAG_HELP)
+    args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp())
     contents, styles = [], held_out("style", 4)
     for i, path in enumerate(held_out("content", 4)):  # exactly 512 px on the long side, so 512 px is what is timed
@@ -121,7 +126,7 @@ def main() -> None:
     q = statistics.quantiles(latencies, n=100)
     idle, busy = statistics.median(moves), statistics.median(moves_while_refining)
     result = {
-        "default_model": default_variant, "first_stylisation_512_s": statistics.median(first), "slider_move_512_s": idle, "slider_move_1024_s": moves_1024,
+        "cpu": cpu_name(), "default_model": default_variant, "first_stylisation_512_s": statistics.median(first), "slider_move_512_s": idle, "slider_move_1024_s": moves_1024,
         "browser_slider_move_1024_s": browser_1024,
         "while_another_visitor_refines": {
             "slider_move_512_median_s": busy, "slider_move_512_max_s": max(moves_while_refining),
@@ -132,10 +137,10 @@ def main() -> None:
         "disk_mb_per_2048_request": disk_per_2048 / 1e6,
         "note": "latency seen by the client over loopback, queue wait included (renders one at a time, 2 CPU threads)",
     }
-    (RESULTS / "app_load.json").write_text(json.dumps(result, indent=2))
+    (RESULTS / f"app_load{args.tag}.json").write_text(json.dumps(result, indent=2))
     refine = result["while_another_visitor_refines"]
     lines = [
-        f"The app on this CPU (2 threads), over loopback: `python bench/app_load.py`; the app's default model here: "
+        f"The app on {result['cpu']} (2 threads), over loopback: `python bench/app_load.py`; the app's default model here: "
         f"{default_variant}.", "",
         "| measure | seconds |", "|---|---|",
         f"| first stylisation, 512 px (median of 3) | {result['first_stylisation_512_s']:.2f} |",
@@ -150,7 +155,7 @@ def main() -> None:
         "removed after an hour (`delete_cache`).",
         f"The refine meanwhile: {refine_info.split('· refined')[-1].strip()}.",
     ]
-    (RESULTS / "app_load.md").write_text("\n".join(lines) + "\n")
+    (RESULTS / f"app_load{args.tag}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

@@ -2,6 +2,7 @@
 metrics, the app served on a loopback port."""
 import math
 import os
+import platform
 import socket
 import statistics
 import subprocess
@@ -23,6 +24,14 @@ from stylize.images import fit_size, list_images, load_image, paste_grid, read_n
 
 DATA = REPO.parent / "shared" / "data"
 RESULTS = REPO / "bench" / "results"
+TAG_HELP = "suffix for the result files, to keep another CPU's run beside this one's (e.g. _avx2)"
+
+
+def cpu_name() -> str:
+    """The CPU's model and the widest vector ISA PyTorch uses on it: what decides whether ours paint in bf16."""
+    models = [line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+              if line.startswith("model name")] if Path("/proc/cpuinfo").exists() else []
+    return f"{models[0] if models else platform.processor() or platform.machine()} ({torch.backends.cpu.get_cpu_capability()})"
 
 
 def fp32_stylizer(model: str | None = None, **kwargs):

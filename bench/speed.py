@@ -3,11 +3,11 @@ student at 512/1024/2048 px, the Gatys reference (per L-BFGS step), styletransfe
 Ours run in the precision the pipeline picks (bf16 on a CPU with AMX) and, where that is not fp32, in fp32 too: the
 numbers for a CPU without AMX. Each measurement runs in its own process so its peak RSS is its own. Not run by pytest.
 
-    python bench/speed.py            # writes bench/results/speed_cpu.{md,json}
+    python bench/speed.py                # writes bench/results/speed_cpu.{md,json}
+    python bench/speed.py --tag _avx2    # another CPU's run beside it: speed_cpu_avx2.{md,json}
 """
 import argparse
 import json
-import platform
 import resource
 import statistics
 import subprocess
@@ -17,7 +17,7 @@ from datetime import date
 
 import torch
 
-from common import RESULTS, MicroAST, Peer, fp32_stylizer, gatys, held_out, load, to_tensor
+from common import RESULTS, TAG_HELP, MicroAST, cpu_name, Peer, fp32_stylizer, gatys, held_out, load, to_tensor
 from stylize.pipeline import pick_dtype, precision_name
 
 THREADS = 2
@@ -100,6 +100,7 @@ def main() -> None:
     parser.add_argument("--child", choices=CHILDREN)
     parser.add_argument("--side", type=int)
     parser.add_argument("--repeats", type=int)
+    parser.add_argument("--tag", default="", help=TAG_HELP)
     args = parser.parse_args()
     torch.set_num_threads(THREADS)
     if args.child:
@@ -117,7 +118,7 @@ def main() -> None:
         print(row, flush=True)
     by = {(r["system"], r["side"]): r for r in rows}
     ours512 = by[("ours", 512)]["first_s"]
-    result = {"machine": f"{platform.machine()}, {THREADS} threads, torch {torch.__version__}, ours in {precision_name(DTYPE)}",
+    result = {"machine": f"{cpu_name()}, {THREADS} threads, torch {torch.__version__}, ours in {precision_name(DTYPE)}",
               "date": date.today().isoformat(), "rows": rows,
               "ratios": {f"{other}/ours first {s}": by[(other, s)]["first_s"] / by[("ours", s)]["first_s"]
                          for other in ("student", "microast", "peer") for s in (512, 1024, 2048)}
@@ -127,8 +128,8 @@ def main() -> None:
                  if ("ours_fp32", 512) in by else {})
               | {"gatys step / ours first 512": by[("gatys", 512)]["step_s"] / ours512},
               "student_targets": student_targets(by)}
-    (RESULTS / "speed_cpu.json").write_text(json.dumps(result, indent=2))
-    (RESULTS / "speed_cpu.md").write_text(markdown(result))
+    (RESULTS / f"speed_cpu{args.tag}.json").write_text(json.dumps(result, indent=2))
+    (RESULTS / f"speed_cpu{args.tag}.md").write_text(markdown(result))
     print(markdown(result))
 
 

@@ -1,8 +1,10 @@
 """What bounds the fast student on a CPU: its FLOPs at 1024 px (encode, decode), the CPU's measured matrix rate on the
 same threads in the precision the pipeline paints in (bf16 on a CPU with AMX, else fp32), and where the time goes (torch.profiler, by operator and by module). Not run by pytest.
 
-    python bench/student_profile.py          # writes bench/results/student_profile.{json,md}
+    python bench/student_profile.py                # writes bench/results/student_profile.{json,md}
+    python bench/student_profile.py --tag _avx2    # another CPU's run beside it
 """
+import argparse
 import json
 import statistics
 import time
@@ -11,7 +13,7 @@ from collections import defaultdict
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from common import RESULTS, encode_decode_flops
+from common import RESULTS, TAG_HELP, cpu_name, encode_decode_flops
 
 import stylize.student as student_module
 from stylize.pipeline import Stylizer, precision_name
@@ -33,6 +35,9 @@ def matmul_gflops(dtype: torch.dtype, n: int = 2048, repeats: int = 5) -> float:
 
 @torch.no_grad()
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tag", default="", help=TAG_HELP)
+    args = parser.parse_args()
     torch.set_num_threads(THREADS)
     stylizer = Stylizer.from_pretrained(device="cpu", variant="fast")
     student = stylizer.student
@@ -82,7 +87,7 @@ def main() -> None:
     dtype_name = precision_name(dtype)
     flops = encode_flops + decode_flops
     result = {
-        "side": f"{SIDE} x {SIDE * 2 // 3}", "threads": THREADS, "dtype": dtype_name,
+        "side": f"{SIDE} x {SIDE * 2 // 3}", "cpu": cpu_name(), "threads": THREADS, "dtype": dtype_name,
         "encode_gflop": encode_flops / 1e9, "decode_gflop": decode_flops / 1e9,
         "encode_s": seconds["encode"], "decode_s": seconds["decode"],
         "cpu_matmul_gflops": rate, "floor_s": flops / 1e9 / rate,
@@ -90,14 +95,15 @@ def main() -> None:
         "top_ops_ms": dict(by_op[:8]), "all_ops_ms": total_ms,
         "convs_ms": dict(sorted(((k, v * 1e3) for k, v in by_module.items()), key=lambda kv: -kv[1])[:8]),
     }
-    (RESULTS / "student_profile.json").write_text(json.dumps(result, indent=2))
-    lines = [f"Fast student at {result['side']} px, {THREADS} CPU threads, {dtype_name} (`python bench/student_profile.py`).", "",
+    (RESULTS / f"student_profile{args.tag}.json").write_text(json.dumps(result, indent=2))
+    lines = [f"Fast student at {result['side']} px, {result['cpu']}, {THREADS} threads, {dtype_name} "
+             "(`python bench/student_profile.py`).", "",
              f"- FLOPs: encode {result['encode_gflop']:.2f} + decode {result['decode_gflop']:.2f} GFLOP; measured "
              f"{result['encode_s']:.3f} + {result['decode_s']:.3f} s, i.e. {result['achieved_gflops']:.1f} GFLOP/s against "
              f"{rate:.0f} GFLOP/s for a 2048² {dtype_name} matrix product on the same threads (floor {result['floor_s']:.3f} s).", "",
              "| operator (self time) | ms |", "|---|---|", *(f"| {k} | {v:.1f} |" for k, v in result["top_ops_ms"].items()), "",
              "| convolution (module) | ms |", "|---|---|", *(f"| {k} | {v:.1f} |" for k, v in result["convs_ms"].items())]
-    (RESULTS / "student_profile.md").write_text("\n".join(lines) + "\n")
+    (RESULTS / f"student_profile{args.tag}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 
