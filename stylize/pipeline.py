@@ -67,13 +67,21 @@ def pick_device(device: str | torch.device | None = "auto") -> torch.device:
     return chosen
 
 
+def bf16_is_emulated(device: torch.device) -> bool:
+    """A CPU without AMX emulates bf16: slower than fp32 (a distillation step under --amp on an AVX2-only CPU took more
+    than 6× its fp32 time, docs/performance.md)."""
+    return device.type == "cpu" and not getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)()
+
+
+EMULATED_AMP_WARNING = "--amp on a CPU without AMX: bf16 is emulated here and runs several times slower than fp32; drop --amp"
+
+
 def pick_dtype(device: torch.device) -> torch.dtype:
     """Half precision on accelerators. On a CPU with AMX, bf16: oneDNN's bf16 convolutions there take a half to a third
-    of fp32's time, pictures within a few grey levels (docs/history.md). Other CPUs emulate bf16 slowly: fp32."""
+    of fp32's time, pictures within a few grey levels (docs/history.md). Other CPUs: fp32."""
     if device.type in ("cuda", "mps"):
         return torch.float16
-    has_amx = getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)()
-    return torch.bfloat16 if device.type == "cpu" and has_amx else torch.float32
+    return torch.bfloat16 if device.type == "cpu" and not bf16_is_emulated(device) else torch.float32
 
 
 def precision_name(dtype: torch.dtype) -> str:

@@ -106,13 +106,20 @@ def test_distill_trains_saves_resumes_exactly_and_installs_beside_its_teacher(da
     assert all(torch.equal(unbroken[k], continued[k]) for k in unbroken)
 
 
-def test_distill_with_amp_trains_on_the_losses_of_fp32(data_dirs, tiny_model_dir, tmp_path):  # noqa: F811
-    """--amp (bf16 autocast, for CUDA and CPUs with AMX): the first step's loss terms, same draws and weights, as in fp32."""
-    logged = {}
+def test_distill_with_amp_trains_on_the_losses_of_fp32(data_dirs, tiny_model_dir, tmp_path, monkeypatch, caplog):  # noqa: F811
+    """--amp (bf16 autocast, for CUDA and CPUs with AMX): the first step's loss terms, same draws and weights, as in fp32.
+    On a CPU without AMX it still runs, and says that bf16 is emulated there."""
+    from stylize.pipeline import EMULATED_AMP_WARNING
+
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    logged, warned = {}, {}
     for name, flags in (("fp32", ()), ("amp", ("--amp",))):
+        caplog.clear()
         assert distill_mod.main(distill_args(data_dirs, tiny_model_dir, tmp_path / name, "--iters", "1", "--log-every", "1",
                                              *flags)) == 0
         logged[name] = next(csv.DictReader((tmp_path / name / "log.csv").open()))
+        warned[name] = EMULATED_AMP_WARNING in caplog.text
+    assert warned == {"fp32": False, "amp": True}
     for term in ("pixel", "feature", "texture", "objective"):
         assert float(logged["amp"][term]) == pytest.approx(float(logged["fp32"][term]), rel=0.05), term
 

@@ -317,3 +317,13 @@ def test_nothing_is_decoded_before_the_first_step(data_dirs, tmp_path, monkeypat
     assert decoded == [] and len(sources[0]) == 4 and len(sources[1]) == 5  # listed, not read
     sources[0].crop(0, 32, torch.Generator().manual_seed(0))
     assert len(decoded) == 1
+
+
+def test_amp_on_a_cpu_without_amx_warns_that_bf16_is_emulated(tmp_path, monkeypatch, caplog):
+    from stylize.pipeline import EMULATED_AMP_WARNING
+
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    missing = str(tmp_path / "nope")  # the warning comes first, before the data folders fail
+    assert train_mod.main(["--content-dir", missing, "--style-dir", missing, "--out", str(tmp_path / "run"), "--device", "cpu",
+                           "--amp"]) == 1
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [EMULATED_AMP_WARNING]

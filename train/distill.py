@@ -34,7 +34,7 @@ from stylize.checkpoint import (
 from stylize.encoder import DOWNSAMPLE, TAPS
 from stylize.generator import Generator
 from stylize.lambda_spec import LambdaSpec
-from stylize.pipeline import pick_device
+from stylize.pipeline import EMULATED_AMP_WARNING, bf16_is_emulated, pick_device
 from stylize.student import Student
 from stylize.images import read_name_list
 from train.data import Examples, ImageSource, loader, worker_count
@@ -185,6 +185,8 @@ def distillation_loss(cfg: DistillConfig, teacher: Generator, normalizers: dict,
 def distill(cfg: DistillConfig) -> Path:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     device = pick_device(cfg.device)
+    if cfg.amp and bf16_is_emulated(device):
+        log.warning(EMULATED_AMP_WARNING)
     teacher, teacher_config = load_model_folder(Path(cfg.teacher))
     teacher = teacher.to(device).requires_grad_(False)
     spec = LambdaSpec.from_config(teacher_config["lambdas"])

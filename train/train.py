@@ -40,7 +40,7 @@ from stylize.generator import Generator, cycle
 from stylize.hub import HubError, HubUploader, model_card
 from stylize.images import read_name_list, to_pil
 from stylize.lambda_spec import FIXED_NORMALIZERS, LAMBDA_NAMES, TRAINING_DEFAULTS, TRAINING_RANGES, LambdaSpec
-from stylize.pipeline import Stylizer, pick_device
+from stylize.pipeline import EMULATED_AMP_WARNING, Stylizer, bf16_is_emulated, pick_device
 from train.data import Examples, ImageSource, loader, worker_count
 
 log = logging.getLogger("stylize.train")
@@ -470,6 +470,8 @@ def train(cfg: TrainConfig) -> Path:
     if device.type == "cuda" and world > 1:
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
         torch.cuda.set_device(device)
+    if cfg.amp and bf16_is_emulated(device) and main_process:
+        log.warning(EMULATED_AMP_WARNING)
     # before any work: without network or a token, --push-to-hub fails here in one line
     uploader = HubUploader(cfg.push_to_hub, private=True if cfg.hub_private else None,
                            token=os.environ.get("HF_TOKEN")) if cfg.push_to_hub and main_process else None
