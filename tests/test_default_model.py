@@ -60,13 +60,16 @@ def test_default_critic_knows_which_painting_a_patch_belongs_to(default):
     assert (scores.argmax(dim=1) == torch.arange(len(paintings))).all(), scores
 
 
-def test_embedded_models_paint_exactly_the_recorded_reference():
-    """Refactors leave the shipped models' outputs bit-identical; a new model re-records tests/reference/ with it
-    (python -m scripts.record_reference_outputs)."""
+def test_embedded_models_paint_the_recorded_reference_to_the_grey_level():
+    """Refactors leave the shipped models' outputs as recorded; a new model re-records tests/reference/ with it
+    (python -m scripts.record_reference_outputs). Another CPU's fp32 kernels (AVX2 against AVX-512) sum in another
+    order, and a float lying on a rounding boundary lands one grey level over: 1 value of 76,800 did on an AVX2-only
+    EPYC. Any change to the model's arithmetic moves far more than that."""
     from scripts.record_reference_outputs import REFERENCE_DIR, reference_outputs
 
     for name, output in reference_outputs().items():
-        assert np.array_equal(np.asarray(to_pil(output)), np.asarray(Image.open(REFERENCE_DIR / f"{name}.png"))), name
+        diff = np.abs(np.asarray(to_pil(output), dtype=int) - np.asarray(Image.open(REFERENCE_DIR / f"{name}.png"), dtype=int))
+        assert diff.max() <= 1 and (diff > 0).mean() < 1e-3, (name, diff.max(), int((diff > 0).sum()))
 
 
 def test_a_model_folder_written_before_the_lambda_contract_loads_and_paints_the_same(tmp_path):
