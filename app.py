@@ -39,6 +39,11 @@ MAX_UPLOAD = "32mb"
 # The fast student is offered wherever the model has one, but not chosen by default until it paints like its teacher:
 # after CPU-only distillation it takes the palette and a soft texture, not the strokes (bench/results/quality_fast.md).
 DEFAULT_VARIANT = "quality"
+# ...but on a CPU the quality model takes seconds a slider move (2.9 s at 1024 px on a 2-core AVX2 CPU, the student
+# 0.19 s; bench/results/speed_cpu_avx2.md): there the page shows the student's picture first, then the quality one.
+# STYLIZE_PREVIEW=0 turns that off (bench/app_load.py times the page both ways).
+PREVIEWS = os.environ.get("STYLIZE_PREVIEW", "1") != "0"
+PREVIEW_NOTE = " · **preview** by the fast model: the quality picture follows"
 MAX_REFINE_STEPS = 50
 # On a CPU two cores serve every visitor: refine is bounded so that it cannot hold them for long (a step at 512 px
 # takes ~2.5 s on 2 cores, ~10 s at 1024 px), and it pauses between steps while a render runs.
@@ -46,6 +51,9 @@ CPU_REFINE_SECONDS = 40
 CPU_REFINE_MAX_SIDE = 512
 PREVIEW_EVERY_S = 1.0  # refine shows its picture at most this often (each preview is a PNG written and copied)
 GRADIO_CACHE = (600, 3600)  # delete_cache: every 10 minutes, remove what Gradio cached more than an hour ago
+# Within that hour the results' disk is bounded too: at 2048 px a slider move writes ~9 MB (a JPEG to show, a PNG to
+# download), and a fast model on 2 cores can make one a second.
+RESULT_BYTES = 2 * 2**30
 # The λ sliders move log10 λ: their own number box and log-valued ends are hidden; the box beside each shows λ.
 CSS = ".lambda-slider input[type=number], .lambda-slider .min_value, .lambda-slider .max_value { display: none; }"
 
@@ -96,26 +104,52 @@ class ResultFiles:
         self.photos: dict[tuple[str, tuple[int, int]], Path] = {}  # a slider move shows the same "before"
 
     def prune(self) -> None:
-        cutoff = time.time() - GRADIO_CACHE[1]
+        """Removes what is older than Gradio's cache keeps, then the oldest files until the folder fits RESULT_BYTES."""
+        cutoff, files = time.time() - GRADIO_CACHE[1], []
         for path in self.folder.iterdir():
             try:
-                if path.stat().st_mtime < cutoff:
+                stat = path.stat()
+                if stat.st_mtime < cutoff:
                     path.unlink()
+                else:
+                    files.append((stat.st_mtime, stat.st_size, path))
             except FileNotFoundError:  # removed meanwhile by delete_cache or another request's prune
                 pass
+        held = sum(size for _, size, _ in files)
+        for _, size, path in sorted(files):
+            if held <= RESULT_BYTES:
+                break
+            path.unlink(missing_ok=True)
+            held -= size
         self.photos = {key: path for key, path in self.photos.items() if path.is_file()}
 
     def pair(self, content, result) -> tuple[tuple[str, str], str]:
-        """((before, after), after) for the before/after view and the download: the photo at the result's size."""
+        """((before, after), after): the before/after view and the download share one PNG (the API's answer, refine)."""
+        after = self.download(result)
+        return (self.photo(content, result.size), after), after
+
+    def view(self, content, result) -> tuple[str, str]:
+        """(before, after) for the page's view. The after is a JPEG: at 1024 px 9 ms to write against 125 ms for the
+        PNG and a third of its bytes to send and decode, 1.5 grey levels off on average; the page's download, the PNG,
+        follows it."""
+        self.prune()
+        after = self.folder / f"view-{time.time_ns()}.jpg"
+        result.save(after, quality=95, subsampling=0)  # 4:4:4: a painting's colour edges stay sharp
+        return self.photo(content, result.size), str(after)
+
+    def download(self, result) -> str:
         self.prune()
         after = self.folder / f"stylized-{time.time_ns()}.png"
         result.save(after, compress_level=1)  # fast PNG: the full-resolution download
-        key = (str(content), result.size)
+        return str(after)
+
+    def photo(self, content, size: tuple[int, int]) -> str:
+        """The photo as the pipeline fitted it for this render (decoded once, in Stylizer.fitted), at the result's size."""
+        key = (str(content), size)
         if not self.photos.get(key, Path()).is_file():
             self.photos[key] = self.folder / f"photo-{time.time_ns()}.jpg"
-            # the photo as the pipeline fitted it for this render (decoded once, in Stylizer.fitted)
-            stylizer.fitted(content, "content", max(result.size)).resize(result.size).save(self.photos[key], quality=90)
-        return (str(self.photos[key]), str(after)), str(after)
+            stylizer.fitted(content, "content", max(size)).resize(size).save(self.photos[key], quality=90)
+        return str(self.photos[key])
 
 
 def load_stylizer() -> Stylizer:
@@ -188,13 +222,18 @@ def stylize(content, style, strength=1.0, preserve_color=False, resolution=DEFAU
     options = checked(content, style, {n.removeprefix("lambda_"): v for n, v in lambdas.items()}, strength, preserve_color,
                       resolution, variant or DEFAULT_VARIANT, stroke_scale, (style_2, style_3, style_4),
                       (weight_1, weight_2, weight_3, weight_4), mask, outside_style)
+    image, elapsed = painted(content, options)
+    pair, download = results.pair(content, image)
+    return pair, download, describe(image, elapsed, options)
+
+
+def painted(content, options: dict):
+    """(the picture, seconds): one forward pass, bad files and bad numbers (an API caller's NaN) as a one-line error."""
     started = time.perf_counter()
     try:
-        image = render(content, options)
-    except (ImageInputError, ValueError) as err:  # bad files, bad numbers (an API caller's NaN)
+        return render(content, options), time.perf_counter() - started
+    except (ImageInputError, ValueError) as err:
         raise gr.Error(str(err)) from None
-    pair, download = results.pair(content, image)
-    return pair, download, describe(image, time.perf_counter() - started, options)
 
 
 def refine_steps(content, style, strength=1.0, preserve_color=False, resolution=DEFAULT_RESOLUTION, variant=None, steps=10,
@@ -230,8 +269,8 @@ def refine_steps(content, style, strength=1.0, preserve_color=False, resolution=
 
 
 def from_log_sliders(logs: dict) -> dict:
-    """The page's sliders move log10 λ: {"log_style": 1} -> {"lambda_style": 10.0}."""
-    return {f"lambda_{n}": 10.0 ** float(logs[f"log_{n}"]) for n in LAMBDA_NAMES}
+    """The page's sliders move log10 λ: {"log_style": 1} -> {"style": 10.0}."""
+    return {n: 10.0 ** float(logs[f"log_{n}"]) for n in LAMBDA_NAMES}
 
 
 def painted_mask(layers: list | None, mask_upload):
@@ -247,11 +286,22 @@ def painted_mask(layers: list | None, mask_upload):
     return alpha if alpha.getextrema()[1] > 0 else None
 
 
+def previews(variant: str) -> bool:
+    return PREVIEWS and variant == "quality" and "fast" in stylizer.variants and stylizer.device.type == "cpu"
+
+
 def stylize_page(content, style, strength, preserve_color, resolution, variant, stroke_scale, style_2, style_3, style_4,
                  weight_1, weight_2, weight_3, weight_4, region, mask_upload, outside_style, **logs):
-    return stylize(content, style, strength, preserve_color, resolution, variant, stroke_scale, style_2, style_3, style_4,
-                   weight_1, weight_2, weight_3, weight_4, painted_mask(region, mask_upload), outside_style,
-                   **from_log_sliders(logs))
+    """Yields the page's outputs: on a CPU for the quality model, the fast student's picture first; then the picture;
+    then its PNG for the download (written after the picture is on its way)."""
+    options = checked(content, style, from_log_sliders(logs), strength, preserve_color, resolution, variant or DEFAULT_VARIANT,
+                      stroke_scale, (style_2, style_3, style_4), (weight_1, weight_2, weight_3, weight_4),
+                      painted_mask(region, mask_upload), outside_style)
+    for chosen in (["fast"] if previews(options["variant"]) else []) + [options["variant"]]:
+        run = {**options, "variant": chosen}
+        image, elapsed = painted(content, run)
+        yield results.view(content, image), None, describe(image, elapsed, run, "" if chosen == options["variant"] else PREVIEW_NOTE)
+    yield gr.skip(), results.download(image), gr.skip()
 
 
 def refine_page(content, style, strength, preserve_color, resolution, variant, steps, stroke_scale, style_2, style_3, style_4,
@@ -259,7 +309,8 @@ def refine_page(content, style, strength, preserve_color, resolution, variant, s
     if painted_mask(region, mask_upload) is not None:
         gr.Info("Refine works on the whole picture: painted regions apply to Stylize only.")
     yield from refine_steps(content, style, strength, preserve_color, resolution, variant, steps, stroke_scale, style_2, style_3,
-                            style_4, weight_1, weight_2, weight_3, weight_4, progress, **from_log_sliders(logs))
+                            style_4, weight_1, weight_2, weight_3, weight_4, progress,
+                            **{f"lambda_{n}": v for n, v in from_log_sliders(logs).items()})
 
 
 def image_upload(label: str, elem_id: str, sources=("upload", "clipboard"), **options) -> gr.Image:
@@ -318,7 +369,8 @@ def build_demo() -> gr.Blocks:
                                          elem_id="resolution")
                 variant = gr.Radio(list(stylizer.variants), value=DEFAULT_VARIANT, label="Model", elem_id="variant",
                                    visible=len(stylizer.variants) > 1,
-                                   info="fast: the distilled student (CPU speed) · quality: the VGG generator it learned from")
+                                   info="fast: the distilled student (CPU speed) · quality: the VGG generator it learned from"
+                                        + (" (on this CPU the fast picture shows first)" if previews("quality") else ""))
                 with gr.Row():
                     run = gr.Button("Stylize", variant="primary", elem_id="run")
                     reset = gr.Button("Reset sliders")

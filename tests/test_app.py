@@ -173,6 +173,37 @@ def test_results_are_stored_once_in_gradios_cache_and_removed_once_old(app_modul
     assert sorted(p.name for p in results.folder.iterdir()) == sorted([Path(before).name, Path(after).name])
     assert Image.open(before).size == (64, 48)
 
+    # within the hour, the oldest results go once the folder outgrows its byte budget
+    fresh = app.ResultFiles()
+    saved = [Path(fresh.download(image)) for _ in range(4)]
+    for age, path in enumerate(reversed(saved)):
+        os.utime(path, (time.time() - 10 * (age + 1),) * 2)
+    monkeypatch.setattr(app, "RESULT_BYTES", int(2.5 * saved[0].stat().st_size))
+    newest = Path(fresh.download(image))
+    assert [path.exists() for path in saved] == [False, False, True, True] and newest.exists()
+
+
+
+def test_on_a_cpu_the_page_shows_the_fast_picture_first_then_the_quality_one(app_module):
+    app = app_module
+    settings = dict(content=str(CONTENT), style=str(STYLE), strength=1.0, preserve_color=False, resolution=256,
+                    stroke_scale=1.0, style_2=None, style_3=None, style_4=None, weight_1=1.0, weight_2=1.0, weight_3=1.0,
+                    weight_4=1.0, region=None, mask_upload=None, outside_style=None,
+                    **{f"log_{n}": np.log10(v) for n, v in DEFAULTS.items()})
+    assert app.stylizer.device.type == "cpu" and app.previews("quality") and not app.previews("fast")
+    preview, final, saved = app.stylize_page(variant="quality", **settings)
+    (_, preview_view), preview_download, preview_info = preview
+    assert "(fast)" in preview_info and "preview" in preview_info and preview_download is None  # nothing to keep yet
+    (before, view), download, info = final
+    assert "(quality)" in info and "preview" not in info and download is None
+    assert np.abs(pixels(preview_view) - pixels(view)).mean() > 0.5  # two models, two pictures
+    # the page shows quick JPEGs; the PNG to download comes once the picture is on its way, the same picture
+    skipped_view, png, skipped_info = saved
+    assert preview_view.endswith(".jpg") and view.endswith(".jpg") and png.endswith(".png")
+    assert skipped_view == skipped_info == app.gr.skip() and np.abs(pixels(png) - pixels(view)).mean() < 3
+    assert pixels(before).shape == pixels(png).shape == (170, 256, 3)
+    (_, _, fast_info), _ = app.stylize_page(variant="fast", **settings)  # the fast model needs no preview
+    assert "(fast)" in fast_info and "preview" not in fast_info
 
 
 def test_the_region_painter_decodes_only_the_painted_layers(app_module, tmp_path):
@@ -233,6 +264,9 @@ def test_real_browser_upload_run_sliders_in_lambda_and_the_last_release_wins(app
         slider = page.locator("#lambda_style input[type=range]")
         box = slider.bounding_box()
         y = box["y"] + box["height"] / 2
+        page.evaluate("() => { window.summaries = []; const info = document.querySelector('#info'); new MutationObserver("
+                      "() => window.summaries.push(info.innerText)).observe(info, {subtree: true, childList: true, "
+                      "characterData: true}); }")
         for start, end in ((0.6, 0.3), (0.3, 0.5), (0.5, 0.2)):
             page.mouse.move(box["x"] + box["width"] * start, y)
             page.mouse.down()
@@ -240,10 +274,14 @@ def test_real_browser_upload_run_sliders_in_lambda_and_the_last_release_wins(app
             page.mouse.up()
         last = float(readout.input_value())
         assert last == pytest.approx(10 ** float(slider.input_value()), rel=0.01) and last < DEFAULTS["style"]
-        page.wait_for_function("v => document.querySelector('#info').innerText.includes('style ' + v + ',')",
+        # on a CPU the fast model's preview shows first; the quality model's picture replaces it
+        page.wait_for_function("v => { const info = document.querySelector('#info').innerText; "
+                               "return info.includes('style ' + v + ',') && info.includes('(quality)'); }",
                                arg=f"{last:.3g}", timeout=120_000)
         page.wait_for_timeout(3000)  # nothing else is still queued to overwrite it
-        assert f"style {last:.3g}," in page.locator("#info").inner_text()
+        info = page.locator("#info").inner_text()
+        assert f"style {last:.3g}," in info and "(quality)" in info and "preview" not in info
+        assert any("(fast)" in shown and "preview" in shown for shown in page.evaluate("window.summaries"))
         page.screenshot(path=str(ARTIFACTS / "app.png"), full_page=True)
 
         # an example row fills both images and shows its result (the first pair: a 512 x 331 photo)
