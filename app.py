@@ -3,10 +3,6 @@
     python app.py                                  # embedded weights/, http://127.0.0.1:7860
     STYLIZE_MODEL=owner/repo python app.py         # a Hub checkpoint instead
 """
-from stylize.allocator import tune_allocator
-
-tune_allocator()  # before any thread starts: renders reuse freed memory instead of faulting it back in
-
 try:  # ZeroGPU: `spaces` patches CUDA start-up, so it is imported before torch
     import spaces
 except ImportError:

@@ -79,12 +79,9 @@ def main(argv=None) -> int:
         parser.error("--style-weights goes with --style")
     if args.outside_style is not None and args.mask is None:
         parser.error("--outside-style goes with --mask")
-    from .allocator import tune_allocator
     from .checkpoint import CheckpointError
     from .images import ImageInputError
     from .pipeline import Stylizer
-
-    tune_allocator()
 
     contents, many_contents = expand(args.content)
     styles, many_styles = expand(args.style) if args.style is not None else ([None], False)
