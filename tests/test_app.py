@@ -184,7 +184,7 @@ def test_results_are_stored_once_in_gradios_cache_and_removed_once_old(app_modul
 
 
 
-def test_on_a_cpu_the_page_shows_the_fast_picture_first_then_the_quality_one(app_module):
+def test_on_a_cpu_the_page_shows_the_fast_picture_first_then_the_quality_one(app_module, monkeypatch):
     app = app_module
     settings = dict(content=str(CONTENT), style=str(STYLE), strength=1.0, preserve_color=False, resolution=256,
                     stroke_scale=1.0, style_2=None, style_3=None, style_4=None, weight_1=1.0, weight_2=1.0, weight_3=1.0,
@@ -204,6 +204,9 @@ def test_on_a_cpu_the_page_shows_the_fast_picture_first_then_the_quality_one(app
     assert pixels(before).shape == pixels(png).shape == (170, 256, 3)
     (_, _, fast_info), _ = app.stylize_page(variant="fast", **settings)  # the fast model needs no preview
     assert "(fast)" in fast_info and "preview" not in fast_info
+    monkeypatch.setattr(app, "PREVIEWS", False)  # STYLIZE_PREVIEW=0
+    (_, _, quality_info), _ = app.stylize_page(variant="quality", **settings)
+    assert "(quality)" in quality_info and "preview" not in quality_info
 
 
 def test_the_region_painter_decodes_only_the_painted_layers(app_module, tmp_path):
