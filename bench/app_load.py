@@ -54,6 +54,7 @@ def browser_slider_moves(url: str, content: Path, style: Path, variant: str) -> 
             page.mouse.up()
             # the summary that comes with the picture names this very λ and its model; the images on the page are decoded
             expected = f"style {10 ** float(slider.input_value()):.3g},"
+
             def shown(model: str) -> float:
                 page.wait_for_function(f"([e, m]) => document.querySelector('#info').innerText.includes(e) && "
                                        f"document.querySelector('#info').innerText.includes(m) && "
@@ -134,9 +135,10 @@ def main() -> None:
             request(tmp / "big.png", styles[1], v, resolution=2048)
         disk_per_2048 = (folder_bytes(server_tmp) - disk_before) / requests_2048
         browser_1024 = {variant: browser_medians(url, tmp / "big.png", styles[1], variant) for variant in variants}
-    previewed = [v for v, t in browser_1024.items() if t["first"] < t["chosen"] - 0.05]
-    with serve_app(TMPDIR=str(server_tmp), STYLIZE_PREVIEW="0") as (url, _):  # what the previews cost the picture after them
-        without_previews = {variant: browser_medians(url, tmp / "big.png", styles[1], variant)["chosen"] for variant in previewed}
+    previewed, without_previews = [v for v, t in browser_1024.items() if t["first"] < t["chosen"] - 0.05], {}
+    if previewed:
+        with serve_app(TMPDIR=str(server_tmp), STYLIZE_PREVIEW="0") as (url, _):  # what previews cost the picture after them
+            without_previews = {v: browser_medians(url, tmp / "big.png", styles[1], v)["chosen"] for v in previewed}
 
     q = statistics.quantiles(latencies, n=100)
     idle, busy = statistics.median(moves), statistics.median(moves_while_refining)

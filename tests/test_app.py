@@ -183,7 +183,6 @@ def test_results_are_stored_once_in_gradios_cache_and_removed_once_old(app_modul
     assert [path.exists() for path in saved] == [False, False, True, True] and newest.exists()
 
 
-
 def test_on_a_cpu_the_page_shows_the_fast_picture_first_then_the_quality_one(app_module, monkeypatch):
     app = app_module
     settings = dict(content=str(CONTENT), style=str(STYLE), strength=1.0, preserve_color=False, resolution=256,
