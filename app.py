@@ -297,11 +297,18 @@ def stylize_page(content, style, strength, preserve_color, resolution, variant, 
     options = checked(content, style, from_log_sliders(logs), strength, preserve_color, resolution, variant or DEFAULT_VARIANT,
                       stroke_scale, (style_2, style_3, style_4), (weight_1, weight_2, weight_3, weight_4),
                       painted_mask(region, mask_upload), outside_style)
-    for chosen in (["fast"] if previews(options["variant"]) else []) + [options["variant"]]:
-        run = {**options, "variant": chosen}
-        image, elapsed = painted(content, run)
-        yield results.view(content, image), None, describe(image, elapsed, run, "" if chosen == options["variant"] else PREVIEW_NOTE)
+    if previews(options["variant"]):
+        yield preview(content, options)
+    image, elapsed = painted(content, options)
+    yield results.view(content, image), None, describe(image, elapsed, options)
     yield gr.skip(), results.download(image), gr.skip()
+
+
+def preview(content, options: dict) -> tuple:
+    """The page's outputs for the fast model's picture of these settings: shown, with nothing to download yet."""
+    fast = {**options, "variant": "fast"}
+    image, elapsed = painted(content, fast)
+    return results.view(content, image), None, describe(image, elapsed, fast, PREVIEW_NOTE)
 
 
 def refine_page(content, style, strength, preserve_color, resolution, variant, steps, stroke_scale, style_2, style_3, style_4,

@@ -288,7 +288,8 @@ def test_real_browser_upload_run_sliders_in_lambda_and_the_last_release_wins(app
 
         # an example row fills both images and shows its result (the first pair: a 512 x 331 photo)
         page.locator("table tbody tr").first.click()
-        page.wait_for_function("document.querySelector('#info').innerText.includes('512×331')", timeout=120_000)
+        page.wait_for_function("document.querySelector('#info').innerText.includes('512×331') && "
+                               "document.querySelector('#info').innerText.includes('(quality)')", timeout=120_000)
 
 
 def test_api_mixes_styles_and_paints_regions_by_name(client, tmp_path):
