@@ -49,7 +49,7 @@ MAX_REFINE_STEPS = 50
 # takes ~2.5 s on 2 cores, ~10 s at 1024 px), and it pauses between steps while a render runs.
 CPU_REFINE_SECONDS = 40
 CPU_REFINE_MAX_SIDE = 512
-PREVIEW_EVERY_S = 1.0  # refine shows its picture at most this often (each preview is a PNG written and copied)
+PREVIEW_EVERY_S = 1.0  # refine shows its picture at most this often (each one a PNG written and copied)
 GRADIO_CACHE = (600, 3600)  # delete_cache: every 10 minutes, remove what Gradio cached more than an hour ago
 # Within that hour the results' disk is bounded too: at 2048 px a slider move writes ~9 MB (a JPEG to show, a PNG to
 # download), and a fast model on 2 cores can make one a second.
@@ -298,17 +298,16 @@ def stylize_page(content, style, strength, preserve_color, resolution, variant, 
                       stroke_scale, (style_2, style_3, style_4), (weight_1, weight_2, weight_3, weight_4),
                       painted_mask(region, mask_upload), outside_style)
     if previews(options["variant"]):
-        yield preview(content, options)
-    image, elapsed = painted(content, options)
-    yield results.view(content, image), None, describe(image, elapsed, options)
+        yield viewed(content, {**options, "variant": "fast"}, PREVIEW_NOTE)[1]
+    image, outputs = viewed(content, options)
+    yield outputs
     yield gr.skip(), results.download(image), gr.skip()
 
 
-def preview(content, options: dict) -> tuple:
-    """The page's outputs for the fast model's picture of these settings: shown, with nothing to download yet."""
-    fast = {**options, "variant": "fast"}
-    image, elapsed = painted(content, fast)
-    return results.view(content, image), None, describe(image, elapsed, fast, PREVIEW_NOTE)
+def viewed(content, options: dict, note: str = "") -> tuple:
+    """(the picture, the page's outputs for it): shown, with nothing to download yet."""
+    image, elapsed = painted(content, options)
+    return image, (results.view(content, image), None, describe(image, elapsed, options, note))
 
 
 def refine_page(content, style, strength, preserve_color, resolution, variant, steps, stroke_scale, style_2, style_3, style_4,
