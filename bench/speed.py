@@ -142,11 +142,13 @@ def student_targets(by: dict) -> dict:
 
 
 def markdown(result: dict) -> str:
+    by = {(r["system"], r["side"]): r for r in result["rows"]}
+    with_fp32 = any(system.endswith("_fp32") for system, _ in by)  # only where ours did not already run in fp32
     lines = [f"CPU: {result['machine']}, {result['date']}; median of repeats, warm-up excluded; "
              "peak RSS of a process doing only that measurement.", "",
-             "| system | px (long side) | first stylisation s | slider move s | peak RSS GiB | the same in fp32 (a CPU without AMX) |",
-             "|---|---|---|---|---|---|"]
-    by = {(r["system"], r["side"]): r for r in result["rows"]}
+             "| system | px (long side) | first stylisation s | slider move s | peak RSS GiB |"
+             + (" the same in fp32 (a CPU without AMX) |" if with_fp32 else ""),
+             "|---|---|---|---|---|" + ("---|" if with_fp32 else "")]
     for r in result["rows"]:
         if r["system"].endswith("_fp32"):
             continue
@@ -155,8 +157,8 @@ def markdown(result: dict) -> str:
                  "microast": "MicroAST", "gatys": "gatys (per L-BFGS step)"}[r["system"]]
         slider = f"{r['slider_s']:.3f}" if "slider_s" in r else "–"
         fp32 = by.get((f"{r['system']}_fp32", r["side"]))
-        in_fp32 = f"{fp32['first_s']:.3f} / {fp32['slider_s']:.3f} s, {fp32['peak_rss_gib']:.2f} GiB" if fp32 else "–"
-        lines.append(f"| {label} | {r['side']} | {first:.3f} | {slider} | {r['peak_rss_gib']:.2f} | {in_fp32} |")
+        in_fp32 = f" {fp32['first_s']:.3f} / {fp32['slider_s']:.3f} s, {fp32['peak_rss_gib']:.2f} GiB |" if fp32 else " – |"
+        lines.append(f"| {label} | {r['side']} | {first:.3f} | {slider} | {r['peak_rss_gib']:.2f} |" + (in_fp32 if with_fp32 else ""))
     lines += ["", "| ratio | value |", "|---|---|"] + [f"| {k} | {v:.2f} |" for k, v in result["ratios"].items()]
     lines += ["", "Fast-student targets: " + "; ".join(f"{k}: {'met' if v else 'missed'}" for k, v in result["student_targets"].items())]
     lines.append("\nstyletransfer-lite runs its arbitrary-style network at a fixed 384 px and upscales the result "

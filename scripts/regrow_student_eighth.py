@@ -42,10 +42,9 @@ def regrow_eighth(student: Student, seed: int = 0) -> Student:
     code_weight = state["style_code.0.weight"]
     state["style_code.0.bias"] += code_weight[:, eighth_inputs] @ old_inputs[eighth_inputs].to(code_weight.dtype)
     code_weight[:, eighth_inputs] = 0
-    state["up_to_quarter.1.weight"].zero_()
-    state["up_to_quarter.1.bias"].zero_()
     state["quarter_activation.weight"].fill_(NEW_SLOPE)
     student.load_state_dict(state)
+    student.cut_eighth_level()
     return student
 
 

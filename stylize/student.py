@@ -139,6 +139,12 @@ class Student(nn.Module):
         h, w = content.size
         return torch.sigmoid(conv3x3_upsampled(self.head, x))[:, :, :h, :w]
 
+    @torch.no_grad()
+    def cut_eighth_level(self) -> None:
+        """Zeroes the 1/8 level's way out (the upsampling conv), so that the level adds nothing to the picture."""
+        self.up_to_quarter[1].weight.zero_()
+        self.up_to_quarter[1].bias.zero_()
+
     @staticmethod
     def _adain(feat, content_stats, style_stats, alpha) -> torch.Tensor:
         """strength * AdaIN(feat) + (1 - strength) * feat, as one multiply-add."""
