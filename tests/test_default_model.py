@@ -107,3 +107,30 @@ def test_refine_in_bf16_follows_the_fp32_path():
     apart = np.abs(paths[0][-1] - paths[1][-1]).mean()
     print(f"refine moved the picture {moved:.2f} grey levels; bf16 ended {apart:.2f} from fp32")  # 6.20, 0.99
     assert apart < moved / 3
+
+
+@pytest.mark.parametrize("variant", ["quality", "fast"])
+def test_pictures_carry_no_frame_along_their_edges(variant):
+    """The encoders' zero padding paints stripes and a frame along a picture's edges; the pipeline reflects the photo
+    outwards and cuts that margin off, so the outer band is as close as the interior to a picture painted with a margin
+    far wider than any edge effect (bench/border.py measures it by margin)."""
+    default = Stylizer.from_pretrained(device="cpu", variant=variant)
+    content = Image.open(CONTENT).convert("RGB").resize((256, 256))
+    model, photo = default.model(variant), to_tensor(content).to(default.dtype)
+    style, lambdas = default.encode_style(Image.open(STYLE).convert("RGB"), variant), default.resolve_lambdas({})
+
+    def frame(picture: torch.Tensor, reference: torch.Tensor) -> float:
+        """Grey levels off `reference` in the outer 24 px band, beyond those in the interior."""
+        off = (picture.float() - reference.float()).abs().mean(1)[0] * 255
+        band = torch.ones_like(off, dtype=torch.bool)
+        band[24:-24, 24:-24] = False
+        return off[band].mean().item() - off[~band].mean().item()
+
+    with torch.no_grad():
+        far = model.decode(model.encode_content(torch.nn.functional.pad(photo, (48,) * 4, mode="reflect")), style, lambdas)
+        reference = far[..., 48:-48, 48:-48]
+        unmargined = model.decode(model.encode_content(photo), style, lambdas)
+    pipeline = to_tensor(default(content, STYLE, max_side=256, variant=variant))
+    without_margin, with_margin = frame(unmargined, reference), frame(pipeline, reference)
+    print(f"{variant}: a frame of {without_margin:.2f} grey levels without a margin, {with_margin:.2f} through the pipeline")
+    assert with_margin < min(1.0, without_margin / 3)
