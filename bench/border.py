@@ -11,7 +11,8 @@ import argparse
 import torch
 import torch.nn.functional as F
 
-from common import RESULTS, cpu_name, fp32_stylizer, markdown_table, validation_images
+from artprobe import ArtProbe
+from common import RESULTS, Metrics, cpu_name, fp32_stylizer, markdown_table, mean_distances, validation_images
 
 from stylize.images import to_tensor
 from stylize.pipeline import CONTENT_MARGIN
@@ -35,36 +36,58 @@ def edge_and_interior(picture: torch.Tensor, reference: torch.Tensor) -> tuple[f
     return off[band].mean().item(), off[~band].mean().item()
 
 
+def with_band_of(picture: torch.Tensor, band_from: torch.Tensor) -> torch.Tensor:
+    """`picture` with its outer BAND px replaced by `band_from`'s."""
+    mixed = band_from.clone()
+    mixed[..., BAND:-BAND, BAND:-BAND] = picture[..., BAND:-BAND, BAND:-BAND]
+    return mixed
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--contents", type=int, default=4)
-    parser.add_argument("--styles", type=int, default=2)
+    parser.add_argument("--styles", type=int, default=4)
     parser.add_argument("--side", type=int, default=512)
     args = parser.parse_args()
     torch.set_num_threads(2)
     _, _, contents, styles = validation_images(args.contents, args.styles, args.side)
     stylizer = fp32_stylizer(variant="fast")
     lambdas = stylizer.resolve_lambdas({})
-    rows = []
+    probe, metrics = ArtProbe.load(), Metrics(stylizer.model("quality").encoder)
+    rows, measured = [], []
     for variant in ("quality", "fast"):
         model = stylizer.model(variant)
         offs = {margin: [] for margin in MARGINS}
+        pictures, pairs = {"none": [], "the pipeline's": [], "the pipeline's, outer band without": []}, []
         for content in contents:
             photo = to_tensor(content)
             for style in styles:
                 style_encoding = stylizer.encode_style(style, variant)
                 reference = painted(model, photo, style_encoding, lambdas, REFERENCE_MARGIN)
                 for margin in MARGINS:
-                    offs[margin].append(edge_and_interior(painted(model, photo, style_encoding, lambdas, margin), reference))
-        for margin, pairs in offs.items():
-            edge, interior = (sum(p[i] for p in pairs) / len(pairs) for i in (0, 1))
+                    picture = painted(model, photo, style_encoding, lambdas, margin)
+                    offs[margin].append(edge_and_interior(picture, reference))
+                    if margin == 0:
+                        pictures["none"].append(picture)
+                    if margin == CONTENT_MARGIN:
+                        pictures["the pipeline's"].append(picture)
+                        pictures["the pipeline's, outer band without"].append(with_band_of(picture, pictures["none"][-1]))
+                pairs.append((photo, to_tensor(style)))
+        for margin, pairs_off in offs.items():
+            edge, interior = (sum(p[i] for p in pairs_off) / len(pairs_off) for i in (0, 1))
             pixels = (1024 + 2 * margin) * (688 + 2 * margin) / (1024 * 688)
             rows.append([variant, f"{margin}{' (the pipeline)' if margin == CONTENT_MARGIN else ''}", f"{edge:.2f}",
                          f"{interior:.2f}", f"{edge - interior:.2f}", f"{pixels:.2f}"])
+        for name, outputs in pictures.items():
+            scores = mean_distances(outputs, pairs, metrics, probe)
+            measured.append([variant, name, f"{scores['content_relu4_1']:.3f}", f"{scores['style_gram']:.3f}",
+                             f"{scores['style_mean_std']:.3f}", f"{scores['p_painting']:.3f}"])
     lines = [f"{cpu_name()}; {len(contents)} validation photos × {len(styles)} paintings at {args.side} px, default λ, fp32. "
              f"Grey levels (0–255) off the picture painted with a {REFERENCE_MARGIN} px margin.", "",
              *markdown_table(["model", "margin px", f"outer {BAND} px band", "interior", "frame (band − interior)",
-                              "pixels encoded at 1024 × 683"], rows)]
+                              "pixels encoded at 1024 × 683"], rows),
+             "", "The same pictures by bench/quality.py's measures (lower distances are closer; P(painting) from the probe):",
+             "", *markdown_table(["model", "margin", "content relu4_1", "style Gram", "style mean/std", "P(painting)"], measured)]
     (RESULTS / "border.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
