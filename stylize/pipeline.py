@@ -255,7 +255,7 @@ class Stylizer:
         if isinstance(style, StyleMix):
             style = StyleMix(style.styles, [with_margin(w) for w in style.weights])
         out = self.model(variant).decode(content, style, lambdas.to(self.device), with_margin(strength)).float()
-        return out[..., CONTENT_MARGIN:-CONTENT_MARGIN, CONTENT_MARGIN:-CONTENT_MARGIN]
+        return out[..., CONTENT_MARGIN:out.shape[-2] - CONTENT_MARGIN, CONTENT_MARGIN:out.shape[-1] - CONTENT_MARGIN]
 
     def __call__(self, content, style=None, lambdas: dict[str, float] | None = None, strength: float = 1.0,
                  preserve_color: bool = False, max_side: int = 1024, refine_steps: int = 0, seed: int | None = None,
