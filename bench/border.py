@@ -9,13 +9,12 @@ it is the frame. Validation pairs, both models, fp32. Not run by pytest.
 import argparse
 
 import torch
-import torch.nn.functional as F
 
 from artprobe import ArtProbe
 from common import RESULTS, Metrics, cpu_name, fp32_stylizer, markdown_table, mean_distances, validation_images
 
 from stylize.images import to_tensor
-from stylize.pipeline import CONTENT_MARGIN
+from stylize.pipeline import CONTENT_MARGIN, with_margin
 
 MARGINS = (0, 8, 16, 24, 32)
 REFERENCE_MARGIN = 48
@@ -25,8 +24,8 @@ BAND = 24
 @torch.no_grad()
 def painted(model, photo: torch.Tensor, style_encoding, lambdas: torch.Tensor, margin: int) -> torch.Tensor:
     h, w = photo.shape[-2:]
-    padded = F.pad(photo, (margin,) * 4, mode="reflect") if margin else photo
-    return model.decode(model.encode_content(padded), style_encoding, lambdas, 1.0).float()[..., margin:margin + h, margin:margin + w]
+    picture = model.decode(model.encode_content(with_margin(photo, margin)), style_encoding, lambdas, 1.0).float()
+    return picture[..., margin:margin + h, margin:margin + w]
 
 
 def edge_and_interior(picture: torch.Tensor, reference: torch.Tensor) -> tuple[float, float]:

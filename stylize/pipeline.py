@@ -423,11 +423,11 @@ def matching_student(folder: Path) -> Student | None:
     return student
 
 
-def with_margin(image_or_map):
-    """A photo or a region map (B, C, H, W) reflected CONTENT_MARGIN px outwards on every side; numbers as they are."""
+def with_margin(image_or_map, margin: int = CONTENT_MARGIN):
+    """A photo or a region map (B, C, H, W) reflected `margin` px outwards on every side; numbers as they are."""
     if not isinstance(image_or_map, torch.Tensor) or image_or_map.dim() != 4 or image_or_map.shape[-2:] == (1, 1):
         return image_or_map
-    return F.pad(image_or_map, (CONTENT_MARGIN,) * 4, mode="reflect")
+    return F.pad(image_or_map, (margin,) * 4, mode="reflect")
 
 
 def _is_whole_number(value, minimum: int) -> bool:
