@@ -10,7 +10,6 @@ its measures are read with and without its frame (its outer band replaced by tha
 """
 import argparse
 
-import numpy as np
 import torch
 from PIL import Image
 
@@ -19,8 +18,8 @@ from common import (
     RESULTS, Metrics, MicroAST, Peer, cpu_name, fp32_stylizer, held_out, load, markdown_table, mean_distances, validation_images,
 )
 
-from stylize.images import to_tensor
-from stylize.pipeline import CONTENT_MARGIN, with_margin
+from stylize.images import to_pil, to_tensor
+from stylize.pipeline import CONTENT_MARGIN, with_margin, without_margin
 
 MARGINS = (0, 8, 16, 24, 32)
 REFERENCE_MARGIN = 48
@@ -29,9 +28,8 @@ BAND = 24
 
 @torch.no_grad()
 def painted(model, photo: torch.Tensor, style_encoding, lambdas: torch.Tensor, margin: int) -> torch.Tensor:
-    h, w = photo.shape[-2:]
     picture = model.decode(model.encode_content(with_margin(photo, margin)), style_encoding, lambdas, 1.0).float()
-    return picture[..., margin:margin + h, margin:margin + w]
+    return without_margin(picture, margin)
 
 
 def edge_and_interior(picture: torch.Tensor, reference: torch.Tensor, width: int = BAND) -> tuple[float, float]:
@@ -50,10 +48,8 @@ def with_band_of(picture: torch.Tensor, band_from: torch.Tensor, width: int = BA
 
 def painted_with_margin(system, content: Image.Image, style: Image.Image, side: int) -> torch.Tensor:
     """Any system's picture of the photo reflected REFERENCE_MARGIN px outwards, cut back to the photo."""
-    w, h = content.size
-    m = REFERENCE_MARGIN
-    reflected = Image.fromarray(np.pad(np.asarray(content), ((m, m), (m, m), (0, 0)), mode="reflect"))
-    return to_tensor(system(reflected, style, side + 2 * m))[..., m:m + h, m:m + w]
+    reflected = to_pil(with_margin(to_tensor(content), REFERENCE_MARGIN))
+    return without_margin(to_tensor(system(reflected, style, side + 2 * REFERENCE_MARGIN)), REFERENCE_MARGIN)
 
 
 def systems_frames(stylizer, probe: ArtProbe, metrics: Metrics, side: int, contents: int, styles: int, band: int) -> list[str]:

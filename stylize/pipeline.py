@@ -255,7 +255,7 @@ class Stylizer:
         if isinstance(style, StyleMix):
             style = StyleMix(style.styles, [with_margin(w) for w in style.weights])
         out = self.model(variant).decode(content, style, lambdas.to(self.device), with_margin(strength)).float()
-        return out[..., CONTENT_MARGIN:out.shape[-2] - CONTENT_MARGIN, CONTENT_MARGIN:out.shape[-1] - CONTENT_MARGIN]
+        return without_margin(out)
 
     def __call__(self, content, style=None, lambdas: dict[str, float] | None = None, strength: float = 1.0,
                  preserve_color: bool = False, max_side: int = 1024, refine_steps: int = 0, seed: int | None = None,
@@ -428,6 +428,11 @@ def with_margin(image_or_map, margin: int = CONTENT_MARGIN):
     if not isinstance(image_or_map, torch.Tensor) or image_or_map.dim() != 4 or image_or_map.shape[-2:] == (1, 1):
         return image_or_map
     return F.pad(image_or_map, (margin,) * 4, mode="reflect")
+
+
+def without_margin(picture: torch.Tensor, margin: int = CONTENT_MARGIN) -> torch.Tensor:
+    """The picture of a photo given `with_margin`, cut back to the photo (explicit ends: any margin, 0 too)."""
+    return picture[..., margin:picture.shape[-2] - margin, margin:picture.shape[-1] - margin]
 
 
 def _is_whole_number(value, minimum: int) -> bool:
