@@ -106,28 +106,6 @@ def test_distill_trains_saves_resumes_exactly_and_installs_beside_its_teacher(da
     assert all(torch.equal(unbroken[k], continued[k]) for k in unbroken)
 
 
-def test_distill_ema_saves_the_average_of_the_steps_and_the_last_step_and_resumes_it(data_dirs, tiny_model_dir, tmp_path):  # noqa: F811
-    """With --ema-decay d over two steps, fast/ is d * (step 1's weights) + (1 - d) * (step 2's) and fast_last/ is step
-    2's, the plain run's student; a run stopped after step 1 and resumed ends with the same average."""
-    def weights(run, folder=STUDENT_DIR):
-        return {k: v.float() for k, v in load_file(str(tmp_path / run / folder / "student.safetensors")).items()}
-
-    for run, flags in (("plain", ()), ("step1", ("--max-minutes", "1e-9")), ("ema", ("--ema-decay", "0.75")),
-                       ("ema_resumed", ("--ema-decay", "0.75", "--max-minutes", "1e-9"))):
-        assert distill_mod.main(distill_args(data_dirs, tiny_model_dir, tmp_path / run, "--iters", "2", *flags)) == 0
-    assert distill_mod.main(distill_args(data_dirs, tiny_model_dir, tmp_path / "ema_resumed", "--iters", "2",
-                                         "--ema-decay", "0.75", "--resume")) == 0
-    step1, step2, average = weights("step1"), weights("plain"), weights("ema")
-    assert all(torch.equal(weights("ema", distill_mod.LAST_STEP_DIR)[k], step2[k]) for k in step2)
-    moved = [k for k in step2 if not torch.equal(step1[k], step2[k])]
-    assert moved, "two steps changed no weight"
-    for k in step2:  # the files are fp16: compare within its rounding
-        assert torch.allclose(average[k], 0.75 * step1[k] + 0.25 * step2[k], rtol=2e-3, atol=2e-3), k
-    resumed = weights("ema_resumed")
-    assert all(torch.equal(resumed[k], average[k]) for k in average)
-    assert json.loads((tmp_path / "ema" / STUDENT_DIR / "config.json").read_text())["training"]["ema_decay"] == 0.75
-
-
 def test_distill_with_amp_trains_on_the_losses_of_fp32(data_dirs, tiny_model_dir, tmp_path, monkeypatch, caplog):  # noqa: F811
     """--amp (bf16 autocast, for CUDA and CPUs with AMX): the first step's loss terms, same draws and weights, as in fp32.
     On a CPU without AMX it still runs, and says that bf16 is emulated there."""
@@ -150,7 +128,7 @@ def test_distill_help_explains_every_flag():
     done = subprocess.run([sys.executable, "-m", "train.distill", "--help"], capture_output=True, text=True, cwd=REPO)
     assert done.returncode == 0
     for flag in ("--content-dir", "--style-dir", "--teacher", "--out", "--holdout", "--size", "--style-size", "--batch-size",
-                 "--iters", "--lr", "--default-share", "--pixel-weight", "--feature-weight", "--feature-taps", "--texture-weight", "--objective-weight", "--init-from", "--ema-decay", "--widths",
+                 "--iters", "--lr", "--default-share", "--pixel-weight", "--feature-weight", "--feature-taps", "--texture-weight", "--objective-weight", "--init-from", "--widths",
                  "--blocks", "--code-dim",
                  "--film-hidden", "--seed", "--device", "--amp", "--log-every", "--save-every", "--max-minutes", "--resume", "--install"):
         assert flag in done.stdout
@@ -160,7 +138,6 @@ def test_distill_help_explains_every_flag():
     (("--size", "100"), "multiples of 8"),
     (("--feature-taps", "relu3_1,relu5_1"), "unknown relu5_1"),
     (("--default-share", "nan"), "--default-share must be in [0, 1]"),
-    (("--ema-decay", "1"), "--ema-decay must be in [0, 1)"),
 ])
 def test_distill_refuses_flags_it_cannot_honour_in_one_line(data_dirs, tmp_path, capsys, flags, message):  # noqa: F811
     with pytest.raises(SystemExit) as exited:

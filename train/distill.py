@@ -11,8 +11,7 @@ and feature matches alone average away into a colour grade), plus a small share 
 objective (content, style, TV), so where it cannot copy it still optimises what the teacher was trained for. Every
 draw is a pure function of (seed, step, example), as in train.py, so --resume continues exactly. The student folder
 (OUT/fast/) records the SHA-256 of the teacher's generator.safetensors: the pipeline uses a student only beside the
-teacher it came from. Re-run unchanged on a new teacher. With --ema-decay, OUT/fast/ holds a moving average of the
-student's weights and OUT/fast_last/ the last step's.
+teacher it came from. Re-run unchanged on a new teacher.
 """
 import argparse
 import csv
@@ -26,7 +25,6 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from stylize import losses
 from stylize.checkpoint import (
@@ -42,7 +40,6 @@ from stylize.images import read_name_list
 from train.data import Examples, ImageSource, loader, worker_count
 
 log = logging.getLogger("stylize.distill")
-LAST_STEP_DIR = "fast_last"  # with --ema-decay: the last step's student, beside the average in fast/
 
 
 @dataclass
@@ -68,7 +65,6 @@ class DistillConfig:
     code_dim: int = 64
     film_hidden: int = 64
     negative_slope: float = 0.2
-    ema_decay: float = 0.0
     init_from: str = ""
     seed: int = 0
     device: str = "auto"
@@ -101,10 +97,6 @@ HELP = {
     "texture_weight": "weight of matching the Gram matrices of the teacher's picture: its texture wherever it lies, which "
                       "pixel and feature matches alone average away (default %(default)s)",
     "objective_weight": "weight of the teacher's own λ-weighted content/style/TV objective (default %(default)s)",
-    "ema_decay": "save an exponential moving average of the student's weights, updated with this decay after each step "
-                 "(0.999: about the last 1,000 steps), as OUT/fast/, and the last step's weights as OUT/fast_last/: the "
-                 "average smooths the steps' noise, which on a long plateau moves the student as much as the steps' "
-                 "progress (0: off; default %(default)s)",
     "init_from": "start from this student folder's weights (e.g. a shorter run's OUT/fast), not from random ones",
     "widths": "student channels at 1/2, 1/4, 1/8 resolution (default 16 32 64)",
     "blocks": "FiLM residual blocks at 1/8 resolution (default %(default)s)",
@@ -142,8 +134,6 @@ def parse_args(argv=None) -> DistillConfig:
         parser.error("--content-dir and --style-dir are required")
     if not 0 <= cfg.default_share <= 1:  # NaN fails this too
         parser.error(f"--default-share must be in [0, 1], got {cfg.default_share}")
-    if not 0 <= cfg.ema_decay < 1:
-        parser.error(f"--ema-decay must be in [0, 1), got {cfg.ema_decay}")
     if cfg.size % DOWNSAMPLE or cfg.style_size % DOWNSAMPLE:
         parser.error(f"--size and --style-size must be multiples of {DOWNSAMPLE} (the teacher's encodings are reused unpadded)")
     unknown = set(cfg.feature_taps.split(",")) - set(TAPS)
@@ -210,21 +200,17 @@ def distill(cfg: DistillConfig) -> Path:
         initial, _ = load_student(Path(cfg.init_from))
         student.load_state_dict(initial.state_dict())
         log.info("initialized from %s", cfg.init_from)
-    averaged = AveragedModel(student, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay)) if cfg.ema_decay else None
     optimizer = torch.optim.Adam(student.parameters(), lr=cfg.lr)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(s / cfg.iters, 1))))
     step = 0
     if cfg.resume:
-        state = load_resume_state(out / "distill.pt", device, ("student", "optimizer", "schedule", "step", "teacher_sha256")
-                                  + (("averaged",) if averaged else ()))
+        state = load_resume_state(out / "distill.pt", device, ("student", "optimizer", "schedule", "step", "teacher_sha256"))
         if state["teacher_sha256"] != teacher_hash:
             raise ValueError(f"--resume: {out / 'distill.pt'} was distilled from another teacher than {cfg.teacher}")
         student.load_state_dict(state["student"])
         optimizer.load_state_dict(state["optimizer"])
         schedule.load_state_dict(state["schedule"])
         step = state["step"]
-        if averaged:
-            averaged.load_state_dict(state["averaged"])
         log.info("resumed at step %d", step)
 
     exclude = set(read_name_list(Path(cfg.holdout))) if cfg.holdout else set()
@@ -236,14 +222,9 @@ def distill(cfg: DistillConfig) -> Path:
     def save() -> None:
         info = {"step": step, "size": cfg.size, "style_size": cfg.style_size, "batch_size": cfg.batch_size,
                 "data": {"content": sources[0].description(), "style": sources[1].description()}}
+        save_student_folder(out / STUDENT_DIR, student, teacher_hash, info)
         state = {"student": student.state_dict(), "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
                  "step": step, "teacher_sha256": teacher_hash, "config": asdict(cfg)}
-        if averaged:
-            save_student_folder(out / STUDENT_DIR, averaged.module, teacher_hash, {**info, "ema_decay": cfg.ema_decay})
-            save_student_folder(out / LAST_STEP_DIR, student, teacher_hash, info)
-            state["averaged"] = averaged.state_dict()
-        else:
-            save_student_folder(out / STUDENT_DIR, student, teacher_hash, info)
         atomic_write(out / "distill.pt", lambda tmp: torch.save(state, tmp))
 
     log_path = out / "log.csv"
@@ -266,8 +247,6 @@ def distill(cfg: DistillConfig) -> Path:
             loss.backward()
             optimizer.step()
             schedule.step()
-            if averaged:
-                averaged.update_parameters(student)
             step += 1
             out_of_time = cfg.max_minutes > 0 and time.time() - started > cfg.max_minutes * 60
             if step % cfg.log_every == 0 or step == cfg.iters or out_of_time:
