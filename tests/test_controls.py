@@ -68,7 +68,10 @@ def test_a_painted_region_takes_the_style_and_the_rest_keeps_the_photo_or_takes_
     if variant == "quality":
         assert np.abs(kept[right] - pixels(photo)[right]).mean() < 8
     two = pixels(default(CONTENT, STYLE_A, mask=mask, outside_style=STYLE_B, max_side=SIDE, variant=variant))
-    assert np.abs(two[left] - single_a[left]).mean() < 3 and np.abs(two[right] - single_b[right]).mean() < 3
+    for region, own, other in ((left, single_a, single_b), (right, single_b, single_a)):
+        # the styles are mixed in feature space and the student's 1/8 level sees across the edge: a few per cent of
+        # the other style reaches 20 px in (the VGG generator's decoder: well under 1 %)
+        assert np.abs(two[region] - own[region]).mean() < np.abs(own[region] - other[region]).mean() / 10
 
 
 def test_bad_controls_are_one_line_errors(default):
