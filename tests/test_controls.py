@@ -72,6 +72,8 @@ def test_a_painted_region_takes_the_style_and_the_rest_keeps_the_photo_or_takes_
         # the styles are mixed in feature space and the student's 1/8 level sees across the edge: a few per cent of
         # the other style reaches 20 px in (the VGG generator's decoder: well under 1 %)
         assert np.abs(two[region] - own[region]).mean() < np.abs(own[region] - other[region]).mean() / 10
+        if variant == "quality":
+            assert np.abs(two[region] - own[region]).mean() < 3
 
 
 def test_bad_controls_are_one_line_errors(default):
