@@ -105,9 +105,12 @@ class FiLMResBlock(nn.Module):
         self.activation = activation or nn.ReLU()
 
     def forward(self, x: torch.Tensor, film: torch.Tensor) -> torch.Tensor:
-        scale, shift = film.unflatten(1, (2, self.channels)).unbind(1)  # (B, C) each
+        """film: (B, 2C), or (B, 2C, H, W) where the condition varies over the picture (the student's painted regions)."""
+        scale, shift = film.unflatten(1, (2, self.channels)).unbind(1)
+        if scale.dim() == 2:
+            scale, shift = scale[:, :, None, None], shift[:, :, None, None]
         h = self.activation(self.conv1(x))
-        h = h * (1 + scale[:, :, None, None]) + shift[:, :, None, None]
+        h = h * (1 + scale) + shift
         return x + self.conv2(h)
 
 

@@ -112,24 +112,22 @@ class Student(nn.Module):
     # --- fusion + decoding (one slider move) ----------------------------------------------
     def decode(self, content: StudentContent, style: StudentStyle | StyleMix, lambdas: torch.Tensor,
                strength: float | torch.Tensor = 1.0) -> torch.Tensor:
-        """As Generator.decode. The decoder's FiLM takes one code per image: for a mix of regions, each style's code
-        weighted by the share of the picture it covers, and the mean strength."""
+        """As Generator.decode. The decoder's FiLM takes a style code and a strength per image, or per 1/8-resolution
+        pixel where the style's weights or the strength are maps (painted regions), so each region is decoded with its
+        own style's code."""
         half, quarter, eighth = content.feats
-        batch = eighth.shape[0]
         alpha = strength_tensor(strength, eighth)
-        z = normalized_log_lambdas(self, lambdas)
-        code = (sum(torch.as_tensor(w, dtype=s.code.dtype, device=s.code.device).mean(dim=(1, 2, 3)).view(-1, 1) * s.code
-                    if isinstance(w, torch.Tensor) else w * s.code for w, s in zip(style.weights, style.styles))
-                if isinstance(style, StyleMix) else style.code)
-        condition = torch.cat([z.to(code.dtype), alpha.mean(dim=(1, 2, 3)).view(-1, 1), code.expand(batch, -1)], dim=1)
-        films = iter((0.1 * self.film_mlp(condition)).split(self.film_sizes, dim=1))
+        films = iter(self.film_parameters(lambdas, alpha, style, eighth))
 
         x = self._adain(eighth, content.stats[1], mixed_stats(style, 2, eighth), at_resolution(alpha, eighth))
         for block in self.eighth_blocks:
             x = block(x, next(films).to(x.dtype))
         x = self.quarter_activation(conv3x3_upsampled(self.up_to_quarter, x))
         x = x + self.quarter_skip(self._adain(quarter, content.stats[0], mixed_stats(style, 1, quarter), at_resolution(alpha, quarter)))
-        x = self.quarter_block(x, next(films).to(x.dtype))
+        film = next(films)
+        if film.shape[-2:] != (1, 1):
+            film = F.interpolate(film, size=x.shape[-2:], mode="bilinear", align_corners=False)
+        x = self.quarter_block(x, film.to(x.dtype))
         x = conv3x3_upsampled(self.up_to_half, x)
         # The photo's own 1/2-resolution features enter only as strength lowers: at full strength the decoder paints
         # from 1/4 and 1/8, where a skip of the barely-encoded photo let the student copy it and only grade its colours.
@@ -138,6 +136,19 @@ class Student(nn.Module):
         x = self.half_activation(x if full_strength else x + (1 - at_resolution(alpha, half)) * self.half_skip(half))
         h, w = content.size
         return torch.sigmoid(conv3x3_upsampled(self.head, x))[:, :, :h, :w]
+
+    def film_parameters(self, lambdas: torch.Tensor, alpha: torch.Tensor, style, eighth: torch.Tensor) -> list[torch.Tensor]:
+        """Every block's FiLM scale and shift from λ, strength and the style code: (B, 2C, 1, 1) each, or (B, 2C, h, w)
+        at the 1/8 resolution where `alpha` or the StyleMix's weights are maps."""
+        z = normalized_log_lambdas(self, lambdas)
+        if isinstance(style, StyleMix):
+            code = sum(at_resolution(w, eighth) * s.code[:, :, None, None] for w, s in zip(style.weights, style.styles))
+        else:
+            code = style.code[:, :, None, None]
+        parts = [z.to(code.dtype)[:, :, None, None], at_resolution(alpha, eighth).to(code.dtype), code]
+        batch, _, h, w = torch.broadcast_shapes((eighth.shape[0], 1, 1, 1), *((p.shape[0], 1, *p.shape[2:]) for p in parts))
+        condition = torch.cat([p.expand(batch, -1, h, w) for p in parts], dim=1)
+        return list((0.1 * self.film_mlp(condition.movedim(1, -1))).movedim(-1, 1).split(self.film_sizes, dim=1))
 
     @torch.no_grad()
     def cut_eighth_level(self) -> None:

@@ -69,11 +69,9 @@ def test_a_painted_region_takes_the_style_and_the_rest_keeps_the_photo_or_takes_
         assert np.abs(kept[right] - pixels(photo)[right]).mean() < 8
     two = pixels(default(CONTENT, STYLE_A, mask=mask, outside_style=STYLE_B, max_side=SIDE, variant=variant))
     for region, own, other in ((left, single_a, single_b), (right, single_b, single_a)):
-        # the styles are mixed in feature space and the student's 1/8 level sees across the edge: a few per cent of
-        # the other style reaches 20 px in (the VGG generator's decoder: well under 1 %)
-        assert np.abs(two[region] - own[region]).mean() < np.abs(own[region] - other[region]).mean() / 10
-        if variant == "quality":
-            assert np.abs(two[region] - own[region]).mean() < 3
+        # 20 px from the edge a region is its own style's picture: the student's FiLM takes each region's style code
+        # (a code mixed by the regions' shares gave both halves 6-7 % of the other style, all the way across)
+        assert np.abs(two[region] - own[region]).mean() < min(1, np.abs(own[region] - other[region]).mean() / 40)
 
 
 def test_bad_controls_are_one_line_errors(default):
