@@ -1,6 +1,7 @@
 """What each creative control does, measured on held-out photos and paintings (not run by pytest):
 
-    python bench/controls.py      # -> bench/results/controls.{json,md}, controls_{mix,regions,stroke}.jpg
+    python bench/controls.py                             # -> bench/results/controls.{json,md}, controls_{mix,regions,stroke}.jpg
+    python bench/controls.py --variant fast --tag _fast  # -> controls_fast.{json,md}, controls_fast_{mix,regions,stroke}.jpg
 
 - mix: per VGG tap, where a 50/50 mix's output statistics lie on the line from style A's output to style B's
   (t = 0: A's, 1: B's), and a 3-way mix on a sheet;
@@ -42,10 +43,11 @@ def main() -> None:
     parser.add_argument("--styles", type=int, default=3)
     parser.add_argument("--side", type=int, default=384)
     parser.add_argument("--variant", default="quality", choices=("quality", "fast"))
-    parser.add_argument("--markdown-from", type=Path, help="write controls.md from an earlier controls.json and stop")
+    parser.add_argument("--tag", default="", help="suffix for the result files (default none)")
+    parser.add_argument("--markdown-from", type=Path, help="write controls{TAG}.md from an earlier controls{TAG}.json and stop")
     args = parser.parse_args()
     if args.markdown_from:
-        (RESULTS / "controls.md").write_text(markdown(json.loads(args.markdown_from.read_text())))
+        (RESULTS / f"controls{args.tag}.md").write_text(markdown(json.loads(args.markdown_from.read_text()), args.tag))
         return
     torch.set_num_threads(2)
     stylizer = fp32_stylizer(variant=args.variant)
@@ -65,11 +67,12 @@ def main() -> None:
             ts[tap].append(((sm - sa) @ (sb - sa) / (sb - sa).pow(2).sum()).item())
         rows.append([stylizer(content, s, max_side=args.side) for s in styles] + [stylizer(content, styles=styles, max_side=args.side)])
     result["mix_t"] = {tap: statistics.fmean(v) for tap, v in ts.items()}
-    contact_sheet(rows, contents, [*styles, "3-way mix,\nequal weights"], tile=192).save(RESULTS / "controls_mix.jpg", quality=88)
+    contact_sheet(rows, contents, [*styles, "3-way mix,\nequal weights"], tile=192).save(RESULTS / f"controls{args.tag}_mix.jpg", quality=88)
 
     # regions: the left half painted
     distances = {"painted side to the single style": [], "unpainted side to strength 0": [], "unpainted side to the photo": [],
-                 "single style's right side to the photo": [], "two styles: right side to the second style": []}
+                 "single style's right side to the photo": [], "two styles: left side to the first style": [],
+                 "two styles: right side to the second style": [], "the two single styles' right sides, apart": []}
     region_rows = []
     for content in contents:
         mask = Image.new("L", content.size)
@@ -81,13 +84,14 @@ def main() -> None:
         two = stylizer(content, styles[0], mask=mask, outside_style=styles[1], max_side=args.side)
         for name, value in zip(distances, (grey_distance(kept, single, left), grey_distance(kept, back, right),
                                            grey_distance(kept, content, right), grey_distance(single, content, right),
-                                           grey_distance(two, second, right))):
+                                           grey_distance(two, single, left), grey_distance(two, second, right),
+                                           grey_distance(single, second, right))):
             distances[name].append(value)
         painted = Image.composite(Image.blend(content, Image.new("RGB", content.size, (255, 51, 85)), 0.6), content, mask)
         region_rows.append([painted, kept, two])
     result["regions"] = {k: statistics.fmean(v) for k, v in distances.items()}
     contact_sheet(region_rows, contents, ["the painted\nregion", "style 1 there,\nthe photo elsewhere",
-                                          "style 1 there,\nstyle 2 elsewhere"], tile=192).save(RESULTS / "controls_regions.jpg", quality=88)
+                                          "style 1 there,\nstyle 2 elsewhere"], tile=192).save(RESULTS / f"controls{args.tag}_regions.jpg", quality=88)
 
     # stroke size
     frequencies, stroke_rows = [], []
@@ -99,7 +103,7 @@ def main() -> None:
     result["stroke"] = {"scales": STROKES, "mean_frequency": [statistics.fmean(f[i] for f in frequencies) for i in range(len(STROKES))],
                         "spearman_of_means": spearman(STROKES, [statistics.fmean(f[i] for f in frequencies) for i in range(len(STROKES))]),
                         "spearman_per_pair": [spearman(STROKES, f) for f in frequencies]}
-    contact_sheet(stroke_rows, contents, [f"stroke {k}" for k in STROKES], tile=192).save(RESULTS / "controls_stroke.jpg", quality=88)
+    contact_sheet(stroke_rows, contents, [f"stroke {k}" for k in STROKES], tile=192).save(RESULTS / f"controls{args.tag}_stroke.jpg", quality=88)
 
     # batches: one command over 8 pairs against one process per pair
     with tempfile.TemporaryDirectory() as tmp:
@@ -125,16 +129,17 @@ def main() -> None:
                        "batch_images_per_s": len(pairs) / batch_s, "single_images_per_s": len(pairs) / single_s,
                        "speedup": single_s / batch_s}
 
-    (RESULTS / "controls.json").write_text(json.dumps(result, indent=2))
-    (RESULTS / "controls.md").write_text(markdown(result))
-    print(markdown(result))
+    (RESULTS / f"controls{args.tag}.json").write_text(json.dumps(result, indent=2))
+    (RESULTS / f"controls{args.tag}.md").write_text(markdown(result, args.tag))
+    print(markdown(result, args.tag))
 
 
-def markdown(result: dict) -> str:
+def markdown(result: dict, tag: str) -> str:
     stroke, batch = result["stroke"], result["batch"]
     per_pair = stroke["spearman_per_pair"]
+    command = "python bench/controls.py" + (f" --variant {result['variant']}" if result["variant"] != "quality" else "") + (f" --tag {tag}" if tag else "")
     lines = [f"Creative controls, {result['variant']} model, held-out {result['pairs']} at {result['side']} px, CPU 2 threads "
-             "(`python bench/controls.py`; sheets `controls_mix.jpg`, `controls_regions.jpg`, `controls_stroke.jpg`).", "",
+             f"(`{command}`; sheets `controls{tag}_mix.jpg`, `controls{tag}_regions.jpg`, `controls{tag}_stroke.jpg`).", "",
              "**Mix** (50/50 of two paintings): where the output's channel statistics lie between the two single-style "
              "outputs' (0: the first's, 1: the second's), per VGG tap:", "",
              *markdown_table(list(TAPS), [[f"{result['mix_t'][t]:.2f}" for t in TAPS]]), "",
