@@ -15,7 +15,8 @@ from PIL import Image
 
 from artprobe import ArtProbe
 from common import (
-    RESULTS, Metrics, MicroAST, Peer, cpu_name, fp32_stylizer, held_out, load, markdown_table, mean_distances, validation_images,
+    BAND, RESULTS, Metrics, MicroAST, Peer, cpu_name, edge_and_interior, fp32_stylizer, held_out, load, markdown_table, mean_distances,
+    painted, validation_images,
 )
 
 from stylize.images import to_pil, to_tensor
@@ -23,20 +24,6 @@ from stylize.pipeline import CONTENT_MARGIN, with_margin, without_margin
 
 MARGINS = (0, 8, 16, 24, 32)
 REFERENCE_MARGIN = 48
-BAND = 24
-
-
-@torch.no_grad()
-def painted(model, photo: torch.Tensor, style_encoding, lambdas: torch.Tensor, margin: int) -> torch.Tensor:
-    picture = model.decode(model.encode_content(with_margin(photo, margin)), style_encoding, lambdas, 1.0).float()
-    return without_margin(picture, margin)
-
-
-def edge_and_interior(picture: torch.Tensor, reference: torch.Tensor, width: int = BAND) -> tuple[float, float]:
-    off = (picture - reference).abs().mean(1)[0] * 255
-    band = torch.ones_like(off, dtype=torch.bool)
-    band[width:-width, width:-width] = False
-    return off[band].mean().item(), off[~band].mean().item()
 
 
 def with_band_of(picture: torch.Tensor, band_from: torch.Tensor, width: int = BAND) -> torch.Tensor:

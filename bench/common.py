@@ -21,6 +21,7 @@ from stylize import losses
 from stylize.encoder import VGGEncoder
 from stylize.functional import mean_std, pad_to_multiple
 from stylize.images import fit_size, list_images, load_image, paste_grid, read_name_list, to_pil, to_tensor
+from stylize.pipeline import Stylizer, with_margin, without_margin
 
 DATA = REPO.parent / "shared" / "data"
 RESULTS = REPO / "bench" / "results"
@@ -37,8 +38,6 @@ def cpu_name() -> str:
 def fp32_stylizer(model: str | None = None, **kwargs):
     """A model on the CPU in fp32. Quality benches measure the model itself, with its VGG as their instrument, whatever
     precision the pipeline would paint in (bf16 on a CPU with AMX: within 2 grey levels, tests/test_default_model.py)."""
-    from stylize.pipeline import Stylizer
-
     return Stylizer.from_pretrained(model, device="cpu", dtype=torch.float32, **kwargs)
 
 
@@ -188,6 +187,25 @@ class Metrics:
             "style_mean_std": mean_std_dist,
             "tv": losses.tv_loss(output).item(),
         }
+
+
+BAND = 24  # px: the outer band where the encoders' zero padding shows (bench/border.py)
+
+
+@torch.no_grad()
+def painted(model, photo: torch.Tensor, style_encoding, lambdas: torch.Tensor, margin: int) -> torch.Tensor:
+    """A model's picture of `photo` reflected `margin` px outwards before encoding, the margin cut off again."""
+    picture = model.decode(model.encode_content(with_margin(photo, margin)), style_encoding, lambdas, 1.0).float()
+    return without_margin(picture, margin)
+
+
+def edge_and_interior(picture: torch.Tensor, reference: torch.Tensor, width: int = BAND) -> tuple[float, float]:
+    """Mean grey levels of `picture` off `reference` in the outer `width` px band and in the interior; the band's excess
+    over the interior is the frame the edges paint."""
+    off = (picture.float() - reference.float()).abs().mean(1)[0] * 255
+    band = torch.ones_like(off, dtype=torch.bool)
+    band[width:-width, width:-width] = False
+    return off[band].mean().item(), off[~band].mean().item()
 
 
 def load(path: Path, max_side: int):

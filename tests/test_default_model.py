@@ -6,9 +6,10 @@ import pytest
 import torch
 from PIL import Image
 
+from common import edge_and_interior, painted
 from stylize import losses
 from stylize.images import fit_size, to_pil, to_tensor
-from stylize.pipeline import Stylizer, with_margin, without_margin
+from stylize.pipeline import Stylizer
 
 from .conftest import REPO
 
@@ -120,15 +121,10 @@ def test_pictures_carry_no_frame_along_their_edges(variant):
     style, lambdas = default.encode_style(Image.open(STYLE).convert("RGB"), variant), default.resolve_lambdas({})
 
     def frame(picture: torch.Tensor, reference: torch.Tensor) -> float:
-        """Grey levels off `reference` in the outer 24 px band, beyond those in the interior."""
-        off = (picture.float() - reference.float()).abs().mean(1)[0] * 255
-        band = torch.ones_like(off, dtype=torch.bool)
-        band[24:-24, 24:-24] = False
-        return off[band].mean().item() - off[~band].mean().item()
+        edge, interior = edge_and_interior(picture, reference)
+        return edge - interior
 
-    with torch.no_grad():
-        reference = without_margin(model.decode(model.encode_content(with_margin(photo, 48)), style, lambdas), 48)
-        unmargined = model.decode(model.encode_content(photo), style, lambdas)
+    reference, unmargined = painted(model, photo, style, lambdas, margin=48), painted(model, photo, style, lambdas, margin=0)
     pipeline = to_tensor(default(content, STYLE, max_side=256, variant=variant))
     unmargined_frame, pipeline_frame = frame(unmargined, reference), frame(pipeline, reference)
     print(f"{variant}: a frame of {unmargined_frame:.2f} grey levels without a margin, {pipeline_frame:.2f} through the pipeline")
