@@ -16,7 +16,8 @@
 # student, then the teacher continued alone on the warm machine. The pack (every training photo and painting,
 # `python -m scripts.shrink_dataset ../shared/data .gpu/paint --side 240 --style-side 224 --quality 40 --format webp
 # --holdout bench/holdout.txt`, 28.6 MB) travels as one file, `tar -czf .gpu/paint.tgz -C .gpu paint`, carried as
-# .gpu/paint.tgz: as 4,713 files it counted over the 64 MiB limit.
+# .gpu/paint.tgz: as 4,713 files it counted over the 64 MiB limit. The tracked tree travels too and must leave room for
+# it (tests/test_train.py checks; 36 MB + 28.5 MB on 2026-12-03, a dry run of the student call below passed on CPU).
 #   tar -xzf .gpu/paint.tgz -C .gpu && DATA=.gpu/paint BATCH=16 TRAIN_MINUTES=7.5 BUDGET_S=0 \
 #     DISTILL="--amp --size 256 --style-size 192 --batch-size 32 --iters 2500 --lr 5e-4 --save-every 500 --log-every 50" \
 #     bash scripts/gpu_run.sh "$OUT" --skip-taps relu3_1 --style-size 192 --d-style-condition --lambda-content 0.3 --lambda-style 10

@@ -327,3 +327,15 @@ def test_amp_on_a_cpu_without_amx_warns_that_bf16_is_emulated(tmp_path, monkeypa
     assert train_mod.main(["--content-dir", missing, "--style-dir", missing, "--out", str(tmp_path / "run"), "--device", "cpu",
                            "--amp"]) == 1
     assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [EMULATED_AMP_WARNING]
+
+
+def test_the_working_tree_leaves_room_for_the_gpu_calls_data_pack():
+    """A device call sends the working tree with what it carries, 64 MiB in all, and scripts/gpu_run.sh carries every
+    training photo and painting as one pack (`scripts/shrink_dataset.py` with the flags it names: 28.5 MB on
+    2026-12-03), so the tracked files must leave room for it."""
+    pack_bytes, device_limit = 28_500_000, 64 * 2**20
+    names = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True, check=True).stdout.decode().split("\0")
+    tracked = sum((REPO / n).stat().st_size for n in names if n and (REPO / n).is_file())
+    assert tracked + pack_bytes < device_limit, (
+        f"tracked files {tracked / 2**20:.1f} MiB + the data pack leave no room under the device's 64 MiB: move superseded "
+        "result pictures to the git history (docs/history.md names where)")
