@@ -1,6 +1,6 @@
 """The app as visitors meet it on a CPU: launches app.py, then from this (second) process over loopback measures
 - a first stylisation and a slider move at 512 px, and 20 concurrent requests;
-- the same slider moves while another visitor refines (50 steps asked for, 512 px): what a normal request waits;
+- the same slider moves while another visitor paints harder (a 40 s refine, 512 px): what a normal request waits;
 - the disk Gradio's cache (where the app writes its results) gains per 2048 px slider move;
 - slider moves in a real (headless) Chromium at 1024 px: from the mouse release to the new picture decoded on the
   page, for each model; where the page previews with the fast model, to the preview too, and again with previews off.
@@ -116,7 +116,7 @@ def main() -> None:
 
         refiner = Client(url, verbose=False)  # another visitor
         refining = refiner.submit(content=handle_file(str(contents[0])), style=handle_file(str(styles[0])), resolution=512,
-                                  steps=50, api_name="/refine")
+                                  seconds=40, api_name="/refine")
         while not refining.outputs():  # the one-pass picture is out: refine steps are running now
             time.sleep(0.1)
         moves_while_refining = [request(contents[2], styles[2], v) for v in MOVES]
@@ -174,7 +174,7 @@ def main() -> None:
         f"Disk per 2048 px request ({requests_2048} slider moves on one photo; each result stored once, in Gradio's cache): "
         f"{result['disk_mb_per_2048_request']:.1f} MB, "
         "removed after an hour (`delete_cache`).",
-        f"The refine meanwhile: {refine_info.split('· refined')[-1].strip()}.",
+        f"The refine meanwhile: {refine_info.split(' · ')[-1].strip()}.",
     ]
     (RESULTS / f"app_load{args.tag}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

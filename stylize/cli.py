@@ -16,7 +16,8 @@ from .lambda_spec import LAMBDA_NAMES
 
 # argparse reads "-inf", "-nan" or "-1e3" after a flag as another flag; such values are joined to their flag
 SIGNED_NUMBER = re.compile(r"^-(inf(inity)?|nan|\d+(\.\d*)?(e[-+]?\d+)?|\.\d+(e[-+]?\d+)?)$", re.IGNORECASE)
-NUMBER_FLAGS = {f"--lambda-{name}" for name in LAMBDA_NAMES} | {"--strength", "--max-side", "--refine", "--stroke-scale"}
+NUMBER_FLAGS = {f"--lambda-{name}" for name in LAMBDA_NAMES} | {"--strength", "--max-side", "--refine", "--refine-seconds",
+                                                                  "--stroke-scale"}
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".avif"}  # what a batch picks up
 
 
@@ -41,7 +42,10 @@ def build_parser() -> argparse.ArgumentParser:
                             help=f"{name} loss weight (default: the checkpoint's; clamped to its trained range)")
     parser.add_argument("--strength", type=float, default=1.0, help="style strength in [0, 1]; 0 reproduces the content (default %(default)s)")
     parser.add_argument("--preserve-color", action="store_true", help="keep the content's colours (luminance-only transfer)")
-    parser.add_argument("--refine", type=int, default=0, metavar="N", help="optimize the output for N steps with exactly these lambdas (default 0)")
+    parser.add_argument("--refine-seconds", type=float, default=None, metavar="S",
+                        help="paint harder: optimize the output with exactly these lambdas for S seconds (15 is a good start)")
+    parser.add_argument("--refine", type=int, default=0, metavar="N",
+                        help="optimize the output for N steps with exactly these lambdas (with --refine-seconds: whichever ends first)")
     parser.add_argument("--model", default=None, help="model folder or Hub repo id (default: the embedded weights/)")
     parser.add_argument("--variant", choices=("auto", "fast", "quality"), default="quality",
                         help="fast: the distilled student; quality: the VGG generator; auto: fast on a CPU (default %(default)s)")
@@ -90,8 +94,9 @@ def main(argv=None) -> int:
         return 1
     lambdas = {n: getattr(args, f"lambda_{n}") for n in LAMBDA_NAMES if getattr(args, f"lambda_{n}") is not None}
     controls = dict(lambdas=lambdas, strength=args.strength, preserve_color=args.preserve_color, max_side=args.max_side,
-                    refine_steps=args.refine, styles=args.mix, style_weights=args.style_weights, mask=args.mask,
-                    outside_style=args.outside_style, stroke_scale=args.stroke_scale)
+                    refine_steps=args.refine, refine_seconds=args.refine_seconds, styles=args.mix,
+                    style_weights=args.style_weights, mask=args.mask, outside_style=args.outside_style,
+                    stroke_scale=args.stroke_scale)
     started = time.perf_counter()
     try:
         stylizer = Stylizer.from_pretrained(args.model, variant=args.variant, device=args.device)
@@ -99,7 +104,7 @@ def main(argv=None) -> int:
             return batch(stylizer, contents, styles, args.output, controls, started, (ImageInputError, OSError))
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            image = stylizer(contents[0], styles[0], **controls)
+            image, refined = single(stylizer, contents[0], styles[0], controls)
         for warning in caught:  # e.g. a lambda clamped to its trained range
             print(f"note: {warning.message}", file=sys.stderr)
         args.output.parent.mkdir(parents=True, exist_ok=True)
@@ -108,8 +113,22 @@ def main(argv=None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 1
     print(f"{args.output}  ({image.width}x{image.height}, {time.perf_counter() - started:.2f} s on {stylizer.device}, "
-          f"{stylizer.variant} model)")
+          f"{stylizer.variant} model{f', {refined} refine steps' if refined else ''})")
     return 0
+
+
+def single(stylizer, content, style, controls: dict):
+    """(the picture, refine steps done); where it is refined, a progress bar on a terminal counts the steps."""
+    if not (controls["refine_steps"] or controls["refine_seconds"]):
+        return stylizer(content, style, **controls), 0
+    from tqdm import tqdm
+
+    pictures = stylizer.stylize_steps(content, style, **controls)
+    image, done = next(pictures), 0
+    with tqdm(desc="refine", unit="step", total=controls["refine_steps"] or None, disable=None) as bar:
+        for done, image in enumerate(pictures, 1):
+            bar.update()
+    return image, done
 
 
 def batch(stylizer, contents: list[Path], styles: list, out_dir: Path, controls: dict, started: float, skippable) -> int:

@@ -18,16 +18,16 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageFilter
 
-from . import losses
 from .checkpoint import (
     GENERATOR_FILE, STUDENT_DIR, CheckpointError, file_sha256, load_discriminator, load_model_folder, load_student,
 )
 from .discriminator import MultiScaleDiscriminator, style_code
 from .functional import rgb_to_yuv, yuv_to_rgb
-from .generator import Generator, StyleEncoding, StyleMix, cycle, mixed_stats
+from .generator import Generator, StyleEncoding, StyleMix
 from .hub import resolve_model_folder
 from .images import MIN_SIDE, fit_size, load_image, load_mask, paste_grid, to_pil, to_tensor
 from .lambda_spec import LAMBDA_NAMES, LambdaSpec
+from .refine import refine as refined_pictures
 from .student import Student
 
 # Encodings kept for slider moves, content and style together, bounded by the bytes their tensors hold: a content
@@ -265,7 +265,8 @@ class Stylizer:
         Images under 64 px on the short side are upscaled to 64 (VGG needs that much); max_side is at most MAX_SIDE
         (larger values are clamped with a warning); bad input raises stylize.images.ImageInputError, bad numbers
         ValueError. variant: "quality" or "fast" (default: the one from_pretrained chose).
-        controls (see stylize_steps): styles, style_weights (a mix), mask, outside_style (regions), stroke_scale.
+        controls (see stylize_steps): styles, style_weights (a mix), mask, outside_style (regions), stroke_scale,
+        refine_seconds.
         """
         for image in self.stylize_steps(content, style, lambdas, strength, preserve_color, max_side, refine_steps, seed,
                                         variant, **controls):
@@ -276,21 +277,27 @@ class Stylizer:
                       preserve_color: bool = False, max_side: int = 1024, refine_steps: int = 0,
                       seed: int | None = None, variant: str | None = None, *, styles: list | None = None,
                       style_weights: list[float] | None = None, mask=None, outside_style=None,
-                      stroke_scale: float = 1.0) -> Iterator[Image.Image]:
+                      stroke_scale: float = 1.0, refine_seconds: float | None = None) -> Iterator[Image.Image]:
         """What __call__ computes, one picture at a time: the one-pass result, then the image after each refine step.
         A caller may stop early (a time budget, a Stop button) and keep the last picture it got.
 
         styles, style_weights: up to MAX_STYLES paintings mixed with these weights (default equal) in place of `style`.
         mask: an image, white (or opaque) where the style applies; elsewhere the photo stays, or `outside_style` paints.
         stroke_scale: brush strokes larger (up to 2) or smaller (down to 0.5) at the same output size: the model paints
-        the photo at its size divided by this, and larger strokes get some of the photo's fine detail back."""
+        the photo at its size divided by this, and larger strokes get some of the photo's fine detail back.
+        refine_seconds: refine for this long (the one-pass picture not counted), as many steps as fit; with refine_steps
+        too, whichever ends first. A stronger painting on any machine: docs/usage.md."""
         if not 0.0 <= strength <= 1.0:  # NaN fails this too
             raise ValueError(f"strength must be in [0, 1], got {strength}")
         if not _is_whole_number(refine_steps, 0):
             raise ValueError(f"refine steps must be a whole number >= 0, got {refine_steps!r}")
         if not (isinstance(stroke_scale, (int, float)) and STROKE_SCALES[0] <= stroke_scale <= STROKE_SCALES[1]):
             raise ValueError(f"stroke scale must be a number in [{STROKE_SCALES[0]}, {STROKE_SCALES[1]}], got {stroke_scale!r}")
-        if mask is not None and refine_steps:
+        if refine_seconds is not None and not (isinstance(refine_seconds, (int, float)) and not isinstance(refine_seconds, bool)
+                                               and math.isfinite(refine_seconds) and refine_seconds >= 0):
+            raise ValueError(f"refine seconds must be a finite number >= 0, got {refine_seconds!r}")
+        refining = bool(refine_steps or refine_seconds)
+        if mask is not None and refining:
             raise ValueError("refine does not take a region mask: render the regions in one pass, or refine without a mask")
         max_side = checked_max_side(max_side)
         variant = self.checked_variant(variant)
@@ -319,8 +326,9 @@ class Stylizer:
         content_enc = self.encode_content(work_image, variant)
         out = self.stylize_tensor(content_enc, style_arg, lambda_tensor, strength_arg, variant)
         yield finish(out)
-        if refine_steps > 0:
-            for out in self.refine(out, work_image, style_images, weights, lambda_tensor, refine_steps, seed):
+        if refining:
+            for out in self.refine(out, work_image, style_images, weights, lambda_tensor, refine_steps or None,
+                                   refine_seconds or None, seed):
                 yield finish(out)
 
     def fitted(self, source, name: str, max_side: int) -> Image.Image:
@@ -365,39 +373,15 @@ class Stylizer:
 
     # --- refine: optimise the image with exactly these lambdas ---------------------------------
     def refine(self, start: torch.Tensor, content_image: Image.Image, style_images: list[Image.Image], weights: list[float],
-               lambdas: torch.Tensor, steps: int, seed: int | None = None, lr: float = 0.01) -> Iterator[torch.Tensor]:
-        """Yields the image after each of `steps` Adam steps on exactly these lambdas' objective. Several styles: their
-        Gram matrices and statistics mixed with `weights`. style_images already fitted to style_max_side."""
-        gen = torch.Generator(device="cpu").manual_seed(0 if seed is None else seed)
-        generator = self._fp32_generator()
-        with torch.no_grad():
-            content = to_tensor(content_image).to(self.device)
-            content_enc = generator.encode_content(content)
-            style_feats = [generator.encoder(to_tensor(image).to(self.device)) for image in style_images]
-            style_grams = [sum(w * g for w, g in zip(weights, grams)) for grams in zip(*map(losses.style_grams, style_feats))]
-            encodings = [Generator.style_encoding_from_feats(feats) for feats in style_feats]
-            style_enc = StyleEncoding([mixed_stats(StyleMix(encodings, weights), tap, None) for tap in range(4)], encodings[0].relu4_1)
-        # a little noise lets the optimizer leave the generator's exact output
-        noise = torch.randn(start.shape, generator=gen).to(self.device) * 0.01
-        image = (start.float() + noise).clamp(0, 1).requires_grad_(True)
-        optimizer = torch.optim.Adam([image], lr=lr)
-        # Where the pipeline paints in bf16 (a CPU with AMX), the VGG passes of a step run in it too: 1.3 times faster
-        # there, on the same path as fp32's (docs/performance.md). fp16 on a GPU could underflow the gradient: fp32.
-        in_bf16 = self.dtype == torch.bfloat16
-        for _ in range(steps):
-            with torch.enable_grad(), torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=in_bf16):
-                image_enc = generator.encode_content(image)
-                terms = losses.generator_terms(
-                    image, image_enc.feats, content_enc.feats, style_grams, content=content,
-                    cycled=cycle(generator.decode, image_enc, content_enc, lambdas),
-                    fake_logits=self.critic(image, style_enc) if self.discriminator is not None else None)
-                loss = losses.weighted_objective(terms, lambdas, self.lambda_spec.normalizers).sum()
-                # the image's gradient only: the generator's and critic's weights collect none
-                (image.grad,) = torch.autograd.grad(loss, image)
-            optimizer.step()
-            with torch.no_grad():
-                image.clamp_(0, 1)
-            yield image.detach().clone()
+               lambdas: torch.Tensor, steps: int | None = None, seconds: float | None = None,
+               seed: int | None = None) -> Iterator[torch.Tensor]:
+        """Yields the picture after each refine step on exactly these lambdas' objective (stylize.refine), until `steps`
+        steps or `seconds`. Several styles: their Gram matrices and statistics mixed with `weights`. style_images
+        already fitted to style_max_side."""
+        to_device = lambda image: to_tensor(image).to(self.device)  # noqa: E731
+        yield from refined_pictures(self._fp32_generator(), self.discriminator, start, to_device(content_image),
+                                    [to_device(image) for image in style_images], weights, lambdas, self.lambda_spec,
+                                    steps=steps, seconds=seconds, seed=seed)
 
     def _fp32_generator(self) -> Generator:
         """Refine optimises an fp32 image with fp32 weights; in half precision it uses its own fp32 copy, so renders

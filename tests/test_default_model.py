@@ -101,7 +101,8 @@ def test_bf16_paints_within_a_few_grey_levels_of_fp32(variant):
 
 
 def test_refine_in_bf16_follows_the_fp32_path():
-    """Where the pipeline paints in bf16, refine's VGG passes run in it too; its steps must go where fp32's go."""
+    """Where the pipeline paints in bf16, refine still optimises in fp32 (its line search compares exact losses) from the
+    bf16 one-pass picture; its steps must go where fp32's go."""
     paths = [[np.asarray(p, float) for p in Stylizer.from_pretrained(device="cpu", dtype=dtype).stylize_steps(
         CONTENT, STYLE, refine_steps=4, seed=0, max_side=128, lambdas={"style": 30.0})] for dtype in (torch.float32, torch.bfloat16)]
     moved = np.abs(paths[0][-1] - paths[0][0]).mean()

@@ -12,7 +12,9 @@ from .test_train import args_for, data_dirs, generator_weights  # noqa: F401 - f
 
 # The all-reduce sums in another order than one process does; Adam divides by sqrt(v), which turns
 # those last-bit differences of near-zero gradients into visible ones. Compared on the whole update.
-TOLERANCE = 0.02  # relative difference of the weight change from initialisation
+# Relative difference of the weight change from initialisation: 2.47e-2 on an EPYC whose kernels use AVX-512 (the same
+# on the commit before this bound was raised), under the old 0.02 on the AVX2-only one.
+TOLERANCE = 0.05
 
 
 def torchrun(nproc: int, args: list[str]) -> subprocess.CompletedProcess:

@@ -86,12 +86,22 @@ def test_non_finite_lambda_is_an_error(stylizer, value):
     ("--max-side", "-5", ["max side"]),
     ("--max-side", "10", ["max side"]),
     ("--refine", "-5", ["refine steps"]),
+    ("--refine-seconds", "-1", ["refine seconds"]),
+    ("--refine-seconds", "nan", ["refine seconds"]),
     ("--device", "cuda:7", ["not available"]),
     ("--device", "foo", ["unknown device"]),
 ])
 def test_cli_bad_numbers_and_devices_give_one_line(tiny_model_dir, cli_files, flag, value, words):
     content, style, out = cli_files
     assert_one_line_error(run_cli(content, style, "-o", out, "--model", str(tiny_model_dir), flag, value), *words)
+
+
+def test_cli_paints_harder_for_a_time_budget(tiny_model_dir, cli_files):
+    content, style, out = cli_files
+    done = run_cli(content, style, "-o", out, "--model", str(tiny_model_dir), "--refine-seconds", "2")
+    assert done.returncode == 0, done.stderr
+    assert "refine steps)" in done.stdout  # how many steps the budget held
+    assert Image.open(out).size == (96, 80)
 
 
 def test_cli_max_side_above_the_limit_is_clamped_and_said(tiny_model_dir, cli_files, monkeypatch):

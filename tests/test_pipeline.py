@@ -173,6 +173,36 @@ def test_refine_changes_the_image_and_lowers_its_objective(stylizer, measuring_v
     assert style_refined < style_plain
 
 
+def test_a_refine_budget_in_seconds_ends_within_a_step_of_it(stylizer, monkeypatch):
+    import stylize.refine
+
+    clock = iter(range(0, 10_000, 2))  # every reading of the clock 2 s later: each step "takes" 2-4 s
+    monkeypatch.setattr(stylize.refine, "perf_counter", lambda: next(clock))
+    pictures = list(stylizer.stylize_steps(photo(64, 64), photo(64, 64, 1), refine_seconds=11))
+    assert 3 <= len(pictures) - 1 <= 5  # stopped where the next step would end past 11 s
+    assert len(list(stylizer.stylize_steps(photo(64, 64), photo(64, 64, 1), refine_seconds=11, refine_steps=2))) == 3
+    for bad in (-1, float("nan"), float("inf"), "15", True):
+        with pytest.raises(ValueError, match="refine seconds"):
+            stylizer(photo(64, 64), photo(64, 64, 1), refine_seconds=bad)
+
+
+def test_refine_works_at_its_own_resolution_and_carries_the_change_up(stylizer, monkeypatch):
+    """A large picture is optimised at the working side; the change lands at the output's size, smooth (no blocks),
+    over the one-pass picture's own detail."""
+    import stylize.refine
+
+    sizes = []
+    objective = stylize.refine.Objective.__call__
+    monkeypatch.setattr(stylize.refine.Objective, "__call__", lambda self, image: sizes.append(image.shape[-2:]) or objective(self, image))
+    monkeypatch.setitem(stylize.refine.refine.__kwdefaults__, "side", 64)
+    plain, refined = stylizer.stylize_steps(photo(256, 192), photo(64, 64, 7), refine_steps=1, lambdas={"style": 30.0})
+    assert set(sizes) == {(48, 64)} and refined.size == plain.size == (256, 192)
+    change = np.asarray(refined, float) - np.asarray(plain, float)
+    assert np.abs(change).mean() > 0.5
+    steps_across = np.abs(np.diff(change, axis=1)).mean()
+    assert steps_across < np.abs(change).mean() / 2  # enlarged smoothly, not copied in 4x4 blocks
+
+
 def test_broken_checkpoint_names_the_file(tiny_model_dir):
     (tiny_model_dir / "generator.safetensors").write_bytes(b"\x00" * 100)
     with pytest.raises(CheckpointError, match="generator.safetensors"):
