@@ -1,10 +1,12 @@
 """stylize CONTENT STYLE -o OUT [flags]   (or: python -m stylize ...)
 
 CONTENT and STYLE may be files, folders or globs: with more than one of either, OUT is a folder that receives every pair
-as CONTENT__STYLE.png, with one model load and each photo and painting encoded once.
+as CONTENT__STYLE.png, with one model load and each photo and painting encoded once. Every picture appears under its
+name only once it is complete (written beside it, then renamed); a photo or painting is never written over.
 """
 import argparse
 import glob
+import os
 import re
 import sys
 import time
@@ -26,7 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("content", help="content photo: a file, a folder or a glob ('photos/*.jpg')")
     parser.add_argument("style", nargs="?", help="style image (any painting): a file, a folder or a glob; or use --style")
     parser.add_argument("-o", "--output", type=Path, required=True,
-                        help="output image (PNG or JPEG by suffix); a folder when CONTENT or STYLE holds several images")
+                        help="output image (PNG, JPEG or WebP by suffix); a folder when CONTENT or STYLE holds several "
+                             "images (a batch run again replaces the pictures it wrote before)")
     parser.add_argument("--style", dest="mix", action="append", metavar="IMAGE",
                         help="a style of a mix, up to 4 times (in place of STYLE): --style a.jpg --style b.jpg")
     parser.add_argument("--style-weights", type=float, nargs="+", metavar="W",
@@ -74,7 +77,56 @@ def expand(source: str) -> tuple[list[Path], bool]:
     return [path], False
 
 
+def output_format(path: Path) -> str:
+    """The image format `path`'s suffix names, known before any work is done."""
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder: give a file name such as {path / 'out.png'}")
+    from PIL import Image
+
+    found = Image.registered_extensions().get(path.suffix.lower())
+    if found is None:
+        raise ValueError(f"unknown output suffix {path.suffix or '(none)'!r} in {path}: end the name in .png, .jpg or .webp")
+    return found
+
+
+def is_same_file(path: Path, other) -> bool:
+    return other is not None and Path(other).exists() and path.exists() and os.path.samefile(path, other)
+
+
+def labels(paths: list) -> list[str]:
+    """A name part per image: its stem, or where stems repeat its path below the folders' common root with the suffix
+    (a.jpg, a.png, sub/a.jpg -> a_jpg, a_png, sub_a_jpg)."""
+    stems = [p.stem if p is not None else "mix" for p in paths]
+    if len(set(stems)) == len(stems):
+        return stems
+    root = Path(os.path.commonpath([p.resolve().parent for p in paths]))
+    return ["_".join(p.resolve().relative_to(root).parts).replace(".", "_") if stems.count(stem) > 1 else stem
+            for p, stem in zip(paths, stems)]
+
+
+def output_names(contents: list[Path], styles: list) -> list[str]:
+    """CONTENT__STYLE.png for every pair, content-major, each name once."""
+    names, seen = [], set()
+    for content in labels(contents):
+        for style in labels(styles):
+            name, k = f"{content}__{style}.png", 1
+            while name in seen:
+                k += 1
+                name = f"{content}__{style}-{k}.png"
+            seen.add(name)
+            names.append(name)
+    return names
+
+
 def main(argv=None) -> int:
+    try:
+        return run(argv)
+    except KeyboardInterrupt:
+        print("interrupted: pictures already written are complete; nothing partial was left", file=sys.stderr)
+        return 130
+
+
+def run(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(join_signed_numbers(sys.argv[1:] if argv is None else list(argv)))
     if (args.style is None) == (args.mix is None):
@@ -83,7 +135,7 @@ def main(argv=None) -> int:
         parser.error("--style-weights goes with --style")
     if args.outside_style is not None and args.mask is None:
         parser.error("--outside-style goes with --mask")
-    from .checkpoint import CheckpointError
+    from .checkpoint import CheckpointError, atomic_write
     from .images import ImageInputError
     from .pipeline import Stylizer
 
@@ -97,18 +149,22 @@ def main(argv=None) -> int:
                     refine_steps=args.refine, refine_seconds=args.refine_seconds, styles=args.mix,
                     style_weights=args.style_weights, mask=args.mask, outside_style=args.outside_style,
                     stroke_scale=args.stroke_scale)
+    inputs = [*contents, *styles, *(args.mix or []), args.mask, args.outside_style]
     started = time.perf_counter()
     try:
+        if not (many_contents or many_styles):
+            if any(is_same_file(args.output, p) for p in inputs):
+                raise ValueError(f"-o {args.output} is one of the input images: choose another name, so it is not replaced")
+            image_format = output_format(args.output)
         stylizer = Stylizer.from_pretrained(args.model, variant=args.variant, device=args.device)
         if many_contents or many_styles:
-            return batch(stylizer, contents, styles, args.output, controls, started, (ImageInputError, OSError))
+            return batch(stylizer, contents, styles, args.output, controls, started, (ImageInputError, OSError), inputs)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             image, refined = single(stylizer, contents[0], styles[0], controls)
         for warning in caught:  # e.g. a lambda clamped to its trained range
             print(f"note: {warning.message}", file=sys.stderr)
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        image.save(args.output)
+        atomic_write(args.output, lambda tmp: image.save(tmp, format=image_format))
     except (ImageInputError, CheckpointError, ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
@@ -131,20 +187,28 @@ def single(stylizer, content, style, controls: dict):
     return image, done
 
 
-def batch(stylizer, contents: list[Path], styles: list, out_dir: Path, controls: dict, started: float, skippable) -> int:
-    """Every (content, style) pair into out_dir as CONTENT__STYLE.png; an unreadable file costs its pairs one line each
-    and the run goes on. Exit 1 only when nothing was written."""
+def batch(stylizer, contents: list[Path], styles: list, out_dir: Path, controls: dict, started: float, skippable,
+          inputs: list) -> int:
+    """Every (content, style) pair into out_dir under its own name (output_names); an unreadable file costs its pairs
+    one line each and the run goes on. Exit 1 only when nothing was written."""
     from tqdm import tqdm
 
+    from .checkpoint import atomic_write
+
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ValueError(f"-o {out_dir} is a file: a batch writes into a folder")
     out_dir.mkdir(parents=True, exist_ok=True)
     written, failed, notes = 0, [], set()
     pairs = [(c, s) for c in contents for s in styles]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        for content, style in tqdm(pairs, desc="stylize", unit="image", disable=None):
-            name = f"{content.stem}__{style.stem if style is not None else 'mix'}.png"
+        for (content, style), name in tqdm(list(zip(pairs, output_names(contents, styles))), desc="stylize", unit="image",
+                                           disable=None):
             try:
-                stylizer(content, style, **controls).save(out_dir / name)
+                if any(is_same_file(out_dir / name, p) for p in inputs):
+                    raise OSError(f"{out_dir / name} is one of the input images and is not written over")
+                image = stylizer(content, style, **controls)
+                atomic_write(out_dir / name, lambda tmp: image.save(tmp, format="PNG"))
                 written += 1
             except skippable as err:
                 failed.append(name)

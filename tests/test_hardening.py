@@ -3,8 +3,10 @@ no local paths published, clean restarts after kill -9."""
 import io
 import json
 import random
+import signal
 import subprocess
 import sys
+import time
 import warnings
 from concurrent.futures import Future
 from pathlib import Path
@@ -102,6 +104,77 @@ def test_cli_paints_harder_for_a_time_budget(tiny_model_dir, cli_files):
     assert done.returncode == 0, done.stderr
     assert "refine steps)" in done.stdout  # how many steps the budget held
     assert Image.open(out).size == (96, 80)
+
+
+def test_batch_names_are_unique_for_same_stem_photos_in_nested_folders(tiny_model_dir, tmp_path):
+    photos = tmp_path / "photos"
+    (photos / "sub").mkdir(parents=True)
+    for name in ("a.jpg", "a.png", "sub/a.jpg", "b.jpg"):
+        photo(48, 40, seed=len(name)).save(photos / name)
+    style = tmp_path / "wave.png"
+    photo(40, 40, 9).save(style)
+    done = run_cli(str(photos), str(style), "-o", str(tmp_path / "out"), "--model", str(tiny_model_dir))
+    assert done.returncode == 0, done.stderr
+    written = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert written == ["a_jpg__wave.png", "a_png__wave.png", "b__wave.png", "sub_a_jpg__wave.png"]
+    assert "4 of 4 images written" in done.stdout
+    assert_one_line_error(run_cli(str(photos), str(style), "-o", str(style), "--model", str(tiny_model_dir)), "is a file")
+
+
+def test_an_output_that_names_an_input_a_folder_or_an_unknown_suffix_is_one_line_and_writes_nothing(tiny_model_dir, cli_files, tmp_path):
+    content, style, _ = cli_files
+    before = Path(content).read_bytes()
+    assert_one_line_error(run_cli(content, style, "-o", content, "--model", str(tiny_model_dir)), "input images")
+    assert Path(content).read_bytes() == before
+    assert_one_line_error(run_cli(content, style, "-o", str(tmp_path), "--model", str(tiny_model_dir)), "is a folder")
+    assert_one_line_error(run_cli(content, style, "-o", str(tmp_path / "out.xyz"), "--model", str(tiny_model_dir)), "'.xyz'")
+    assert not (tmp_path / "out.xyz").exists()
+
+
+def batch_run(tiny_model_dir, tmp_path) -> tuple[subprocess.Popen, Path]:
+    photos, out = tmp_path / "photos", tmp_path / "out"
+    photos.mkdir(parents=True, exist_ok=True)
+    for k in range(6):
+        photo(400, 300, seed=k).save(photos / f"p{k}.png")
+    photo(64, 64, 9).save(tmp_path / "s.png")
+    command = [sys.executable, "-m", "stylize", str(photos), str(tmp_path / "s.png"), "-o", str(out), "--model",
+               str(tiny_model_dir), "--max-side", "400"]
+    return subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True), out
+
+
+def complete_pictures(folder: Path) -> list[str]:
+    """The PNGs under their final names, each decoded to its last byte (a truncated one raises)."""
+    names = sorted(p.name for p in folder.glob("*.png")) if folder.is_dir() else []
+    for name in names:
+        with Image.open(folder / name) as image:
+            image.load()
+    return names
+
+
+def test_kill_9_at_any_moment_leaves_no_truncated_picture_under_a_final_name(tiny_model_dir, tmp_path):
+    rng = random.Random(0)
+    seen = set()
+    for attempt in range(20):
+        run, out = batch_run(tiny_model_dir, tmp_path / str(attempt))
+        time.sleep(rng.uniform(1.0, 4.0))
+        run.kill()
+        run.wait()
+        seen.add(len(complete_pictures(out)))
+    assert len(seen) > 1  # the kills landed at different points of the batch
+
+
+def test_ctrl_c_ends_with_one_line_and_no_partial_file(tiny_model_dir, tmp_path):
+    run, out = batch_run(tiny_model_dir, tmp_path)
+    deadline = time.time() + 60
+    while not list(out.glob("*.png")) and time.time() < deadline:  # the batch is under way
+        time.sleep(0.05)
+    run.send_signal(signal.SIGINT)
+    _, stderr = run.communicate(timeout=60)
+    assert run.returncode == 130 and "Traceback" not in stderr
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("interrupted"), stderr
+    complete_pictures(out)
+    assert not [p for p in out.iterdir() if p.suffix != ".png"]  # no temporary file left behind
 
 
 def test_cli_max_side_above_the_limit_is_clamped_and_said(tiny_model_dir, cli_files, monkeypatch):
