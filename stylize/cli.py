@@ -89,8 +89,22 @@ def output_format(path: Path) -> str:
     return found
 
 
-def is_same_file(path: Path, other) -> bool:
-    return other is not None and Path(other).exists() and path.exists() and os.path.samefile(path, other)
+def file_ids(paths: list) -> set[tuple[int, int]]:
+    """(device, inode) of each existing file among `paths` (None and missing ones left out): hard and symbolic links
+    to one file count as that file."""
+    ids = set()
+    for path in paths:
+        try:
+            stat = os.stat(path) if path is not None else None
+        except OSError:
+            continue
+        if stat is not None:
+            ids.add((stat.st_dev, stat.st_ino))
+    return ids
+
+
+def is_one_of(path: Path, ids: set[tuple[int, int]]) -> bool:
+    return bool(file_ids([path]) & ids)
 
 
 def labels(paths: list) -> list[str]:
@@ -149,11 +163,11 @@ def run(argv=None) -> int:
                     refine_steps=args.refine, refine_seconds=args.refine_seconds, styles=args.mix,
                     style_weights=args.style_weights, mask=args.mask, outside_style=args.outside_style,
                     stroke_scale=args.stroke_scale)
-    inputs = [*contents, *styles, *(args.mix or []), args.mask, args.outside_style]
+    inputs = file_ids([*contents, *styles, *(args.mix or []), args.mask, args.outside_style])
     started = time.perf_counter()
     try:
         if not (many_contents or many_styles):
-            if any(is_same_file(args.output, p) for p in inputs):
+            if is_one_of(args.output, inputs):
                 raise ValueError(f"-o {args.output} is one of the input images: choose another name, so it is not replaced")
             image_format = output_format(args.output)
         stylizer = Stylizer.from_pretrained(args.model, variant=args.variant, device=args.device)
@@ -188,9 +202,10 @@ def single(stylizer, content, style, controls: dict):
 
 
 def batch(stylizer, contents: list[Path], styles: list, out_dir: Path, controls: dict, started: float, skippable,
-          inputs: list) -> int:
+          inputs: set[tuple[int, int]]) -> int:
     """Every (content, style) pair into out_dir under its own name (output_names); an unreadable file costs its pairs
-    one line each and the run goes on. Exit 1 only when nothing was written."""
+    one line each and the run goes on; a name that is one of the `inputs` (file_ids) is skipped, never written over.
+    Exit 1 only when nothing was written."""
     from tqdm import tqdm
 
     from .checkpoint import atomic_write
@@ -205,7 +220,7 @@ def batch(stylizer, contents: list[Path], styles: list, out_dir: Path, controls:
         for (content, style), name in tqdm(list(zip(pairs, output_names(contents, styles))), desc="stylize", unit="image",
                                            disable=None):
             try:
-                if any(is_same_file(out_dir / name, p) for p in inputs):
+                if is_one_of(out_dir / name, inputs):
                     raise OSError(f"{out_dir / name} is one of the input images and is not written over")
                 image = stylizer(content, style, **controls)
                 atomic_write(out_dir / name, lambda tmp: image.save(tmp, format="PNG"))

@@ -65,3 +65,10 @@ def pad_to_multiple(image: torch.Tensor, multiple: int) -> tuple[torch.Tensor, t
         mode = "reflect" if pad_h < h and pad_w < w else "replicate"
         image = F.pad(image, (0, pad_w, 0, pad_h), mode=mode)
     return image, (h, w)
+
+
+def resized(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """(B, C, H, W) to `size` (h, w): bicubic, antialiased when shrinking; as it is where the size already matches."""
+    if tuple(image.shape[-2:]) == tuple(size):
+        return image
+    return F.interpolate(image, size=size, mode="bicubic", antialias=True, align_corners=False)

@@ -22,7 +22,7 @@ from .checkpoint import (
     GENERATOR_FILE, STUDENT_DIR, CheckpointError, file_sha256, load_discriminator, load_model_folder, load_student,
 )
 from .discriminator import MultiScaleDiscriminator, style_code
-from .functional import rgb_to_yuv, yuv_to_rgb
+from .functional import resized, rgb_to_yuv, yuv_to_rgb
 from .generator import Generator, StyleEncoding, StyleMix
 from .hub import resolve_model_folder
 from .images import MIN_SIDE, fit_size, load_image, load_mask, paste_grid, to_pil, to_tensor
@@ -468,11 +468,10 @@ def at_photo_size(out: torch.Tensor, photo: torch.Tensor, with_detail: bool) -> 
     than the painting's size (large strokes, sharper outlines)."""
     if out.shape[-2:] == photo.shape[-2:]:
         return out
-    resize = lambda t, size: F.interpolate(t, size=size, mode="bicubic", antialias=True, align_corners=False)  # noqa: E731
-    result = resize(out, photo.shape[-2:])
+    result = resized(out, photo.shape[-2:])
     if with_detail:
         luminance = photo.mean(dim=1, keepdim=True)
-        result = result + DETAIL_KEPT * (luminance - resize(resize(luminance, out.shape[-2:]), photo.shape[-2:]))
+        result = result + DETAIL_KEPT * (luminance - resized(resized(luminance, out.shape[-2:]), photo.shape[-2:]))
     return result.clamp(0, 1)
 
 

@@ -10,22 +10,16 @@ from collections.abc import Iterator
 from time import perf_counter
 
 import torch
-import torch.nn.functional as F
 
 from . import losses
 from .discriminator import MultiScaleDiscriminator, style_code
-from .generator import Generator, StyleEncoding, StyleMix, cycle, mixed_stats
+from .functional import resized
+from .generator import Generator, StyleMix, cycle, mixed_stats
 from .lambda_spec import LambdaSpec
 
 REFINE_SIDE = 320  # the working resolution's long side
 HISTORY = 10  # L-BFGS curvature pairs: at 320 px each holds two 1.2 MB vectors
 FIRST_STEP = 0.1  # the first step's largest change of a pixel (0-1)
-
-
-def resized(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    if tuple(image.shape[-2:]) == tuple(size):
-        return image
-    return F.interpolate(image, size=size, mode="bicubic", antialias=True, align_corners=False)
 
 
 def working_size(size: tuple[int, int], side: int) -> tuple[int, int]:
