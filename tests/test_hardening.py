@@ -381,3 +381,19 @@ def test_restart_after_kill_cleans_temp_files_and_log(data_dirs, tmp_path):  # n
     assert not any(p.exists() for p in stale)
     steps = [int(line.split(",")[0]) for line in log.read_text().splitlines()[1:]]
     assert steps == [1, 2, 3, 4]
+
+
+def test_a_new_run_in_a_folder_holding_one_is_refused_and_loses_nothing(data_dirs, tmp_path, caplog):  # noqa: F811
+    out = tmp_path / "run"
+    assert train_mod.main(args_for(data_dirs, out, "--iters", "2", "--log-every", "1")) == 0
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert train_mod.main(args_for(data_dirs, out, "--iters", "2")) == 1
+    assert "already holds a run" in caplog.text and "--resume" in caplog.text and "--overwrite" in caplog.text
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    assert train_mod.main(args_for(data_dirs, out, "--iters", "1", "--overwrite")) == 0
+    assert [line.split(",")[0] for line in (out / "log.csv").read_text().splitlines()[1:]] == ["1"]
+    state = torch.load(out / "resume.pt", weights_only=True)
+    assert state["step"] == 1
+    (tmp_path / "file").write_text("mine")
+    assert train_mod.main(args_for(data_dirs, tmp_path / "file", "--iters", "1")) == 1
+    assert (tmp_path / "file").read_text() == "mine" and "is a file" in caplog.text

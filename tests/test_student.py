@@ -86,6 +86,9 @@ def test_distill_trains_saves_resumes_exactly_and_installs_beside_its_teacher(da
     assert config["teacher_generator_sha256"] == file_sha256(tiny_model_dir / GENERATOR_FILE)
     assert config["training"]["step"] == 4 and config["training"]["data"]["content"]["images"] == 4
     unbroken = load_file(str(out / STUDENT_DIR / "student.safetensors"))
+    log_before = (out / "log.csv").read_bytes()
+    assert distill_mod.main(distill_args(data_dirs, tiny_model_dir, out, "--iters", "4")) == 1  # holds a run: refused
+    assert (out / "log.csv").read_bytes() == log_before
 
     resumed = tmp_path / "resumed"  # stopped by its time limit after step 1, then resumed with the data drawn ahead
     assert distill_mod.main(distill_args(data_dirs, tiny_model_dir, resumed, "--iters", "4", "--save-every", "2",
@@ -130,7 +133,7 @@ def test_distill_help_explains_every_flag():
     for flag in ("--content-dir", "--style-dir", "--teacher", "--out", "--holdout", "--size", "--style-size", "--batch-size",
                  "--iters", "--lr", "--default-share", "--pixel-weight", "--feature-weight", "--feature-taps", "--texture-weight", "--objective-weight", "--init-from", "--widths",
                  "--blocks", "--code-dim",
-                 "--film-hidden", "--seed", "--device", "--amp", "--log-every", "--save-every", "--max-minutes", "--resume", "--install"):
+                 "--film-hidden", "--seed", "--device", "--amp", "--log-every", "--save-every", "--max-minutes", "--resume", "--overwrite", "--install"):
         assert flag in done.stdout
 
 

@@ -57,7 +57,7 @@ def test_help_explains_every_flag():
     done = subprocess.run([sys.executable, "-m", "train.train", "--help"], capture_output=True, text=True, cwd=REPO)
     assert done.returncode == 0
     for flag in ("--content-dir", "--style-dir", "--size", "--batch-size", "--iters", "--lr", "--device", "--amp", "--out",
-                 "--resume", "--seed", "--sample-every", "--save-every", "--push-to-hub", "--hub-private", "--grad-accum",
+                 "--resume", "--overwrite", "--seed", "--sample-every", "--save-every", "--push-to-hub", "--hub-private", "--grad-accum",
                  "--lambda-style", "--lambda-style-range", "--max-minutes"):
         assert flag in done.stdout, flag
 

@@ -14,7 +14,6 @@ draw is a pure function of (seed, step, example), as in train.py, so --resume co
 teacher it came from. Re-run unchanged on a new teacher.
 """
 import argparse
-import csv
 import logging
 import math
 import shutil
@@ -38,8 +37,11 @@ from stylize.pipeline import EMULATED_AMP_WARNING, bf16_is_emulated, pick_device
 from stylize.student import Student
 from stylize.images import read_name_list
 from train.data import Examples, ImageSource, loader, worker_count
+from train.runs import append_log_row, claim_run_folder, start_log
 
 log = logging.getLogger("stylize.distill")
+
+LOG_COLUMNS = ["step", "seconds", "loss", "pixel", "feature", "texture", "objective", "lr"]
 
 
 @dataclass
@@ -74,6 +76,7 @@ class DistillConfig:
     save_every: int = 250
     max_minutes: float = 0.0
     resume: bool = False
+    overwrite: bool = False
     install: bool = False
 
 
@@ -114,6 +117,7 @@ HELP = {
     "save_every": "steps between checkpoints (default %(default)s)",
     "max_minutes": "save and stop after this many minutes (0: no limit; default %(default)s)",
     "resume": "continue from OUT/distill.pt",
+    "overwrite": "start a new run in an OUT that already holds one (without it, such an OUT is refused)",
     "install": "when done, copy OUT/fast/ into the teacher folder's fast/ (where the pipeline looks for it)",
 }
 
@@ -192,7 +196,7 @@ def distill(cfg: DistillConfig) -> Path:
     spec = LambdaSpec.from_config(teacher_config["lambdas"])
     teacher_hash = file_sha256(Path(cfg.teacher) / GENERATOR_FILE)
     out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
+    claim_run_folder(out, cfg.resume, cfg.overwrite, "distill.pt")
     torch.manual_seed(cfg.seed)
     student = Student(widths=cfg.widths, blocks=cfg.blocks, code_dim=cfg.code_dim, film_hidden=cfg.film_hidden,
                       negative_slope=cfg.negative_slope, lambda_ranges=spec.ranges).to(device)
@@ -228,38 +232,33 @@ def distill(cfg: DistillConfig) -> Path:
         atomic_write(out / "distill.pt", lambda tmp: torch.save(state, tmp))
 
     log_path = out / "log.csv"
-    new_log = not (cfg.resume and log_path.exists())
+    start_log(log_path, LOG_COLUMNS, step if cfg.resume else None)
     started = time.time()
-    with log_path.open("w" if new_log else "a", newline="") as log_file:
-        writer = csv.DictWriter(log_file, ["step", "seconds", "loss", "pixel", "feature", "texture", "objective", "lr"])
-        if new_log:
-            writer.writeheader()
-        batches = loader(draws, step, worker_count(cfg.workers, device), pin_memory=device.type == "cuda")
-        while step < cfg.iters:
-            content, style, lambdas, strengths = (t.to(device, non_blocking=True) for t in next(batches))
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.amp):
-                targets = teacher_pass(teacher, content, style, lambdas, strengths)
-                out_image = student(content, style, lambdas, strengths)
-                loss, parts = distillation_loss(cfg, teacher, spec.normalizers, out_image, targets, lambdas)
-            if not math.isfinite(parts["loss"]):
-                raise FloatingPointError(f"step {step}: the distillation loss is {parts['loss']}; the last checkpoint is intact")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-            step += 1
-            out_of_time = cfg.max_minutes > 0 and time.time() - started > cfg.max_minutes * 60
-            if step % cfg.log_every == 0 or step == cfg.iters or out_of_time:
-                writer.writerow({"step": step, "seconds": round(time.time() - started, 2), "lr": schedule.get_last_lr()[0],
-                                 **{k: round(v, 6) for k, v in parts.items()}})
-                log_file.flush()
-                log.info("step %d  %.0f s  loss %.4f  pixel %.4f  feature %.4f  texture %.4f  objective %.4f", step,
-                         time.time() - started, parts["loss"], parts["pixel"], parts["feature"], parts["texture"], parts["objective"])
-            if step % cfg.save_every == 0 or step == cfg.iters or out_of_time:
-                save()
-            if out_of_time:
-                log.info("stopped at the %g-minute limit after step %d", cfg.max_minutes, step)
-                break
+    batches = loader(draws, step, worker_count(cfg.workers, device), pin_memory=device.type == "cuda")
+    while step < cfg.iters:
+        content, style, lambdas, strengths = (t.to(device, non_blocking=True) for t in next(batches))
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.amp):
+            targets = teacher_pass(teacher, content, style, lambdas, strengths)
+            out_image = student(content, style, lambdas, strengths)
+            loss, parts = distillation_loss(cfg, teacher, spec.normalizers, out_image, targets, lambdas)
+        if not math.isfinite(parts["loss"]):
+            raise FloatingPointError(f"step {step}: the distillation loss is {parts['loss']}; the last checkpoint is intact")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+        step += 1
+        out_of_time = cfg.max_minutes > 0 and time.time() - started > cfg.max_minutes * 60
+        if step % cfg.log_every == 0 or step == cfg.iters or out_of_time:
+            append_log_row(log_path, LOG_COLUMNS, {"step": step, "seconds": round(time.time() - started, 2),
+                                                   "lr": schedule.get_last_lr()[0], **parts})
+            log.info("step %d  %.0f s  loss %.4f  pixel %.4f  feature %.4f  texture %.4f  objective %.4f", step,
+                     time.time() - started, parts["loss"], parts["pixel"], parts["feature"], parts["texture"], parts["objective"])
+        if step % cfg.save_every == 0 or step == cfg.iters or out_of_time:
+            save()
+        if out_of_time:
+            log.info("stopped at the %g-minute limit after step %d", cfg.max_minutes, step)
+            break
     if cfg.install:
         target_dir = Path(cfg.teacher) / STUDENT_DIR
         shutil.copytree(out / STUDENT_DIR, target_dir, dirs_exist_ok=True)

@@ -42,6 +42,7 @@ from stylize.images import read_name_list, to_pil
 from stylize.lambda_spec import FIXED_NORMALIZERS, LAMBDA_NAMES, TRAINING_DEFAULTS, TRAINING_RANGES, LambdaSpec
 from stylize.pipeline import EMULATED_AMP_WARNING, Stylizer, bf16_is_emulated, pick_device
 from train.data import Examples, ImageSource, loader, worker_count
+from train.runs import append_log_row, claim_run_folder, start_log
 
 log = logging.getLogger("stylize.train")
 
@@ -85,6 +86,7 @@ class TrainConfig:
     save_every: int = 1000
     log_every: int = 10
     resume: bool = False  # continue from OUT/resume.pt
+    overwrite: bool = False  # start a new run in an OUT that holds one
     init_from: str = ""  # start from an inference folder (e.g. weights/) instead of random weights
     holdout: str = ""  # text file of image file names to leave out (the evaluation set)
     recon_fraction: float = 0.2  # share of examples trained at strength 0 to reproduce the content
@@ -138,6 +140,8 @@ HELP = {
     "save_every": "steps between checkpoints and Hub uploads (default %(default)s)",
     "log_every": "steps between log lines/CSV rows (default %(default)s)",
     "resume": "continue from OUT/resume.pt (weights, optimizers, step, loss normalizers); the flags that shape the models must match",
+    "overwrite": "start a new run in an OUT that already holds one, replacing its log, samples, model and resume state "
+                 "(without it, such an OUT is refused)",
     "init_from": "initialize G (and D) from an inference folder such as weights/ (default: random)",
     "holdout": "file listing image file names to exclude from training, one per line",
     "recon_fraction": "share of examples trained at strength 0 to reproduce their content (default %(default)s)",
@@ -381,21 +385,6 @@ def loss_curve(csv_path: Path, width: int = 720, height: int = 300) -> Image.Ima
     return image
 
 
-def remove_stale_temp_files(out: Path) -> None:
-    """atomic_write's temp files left by a run killed mid-save (a resume state is ~46 MB)."""
-    for stale in [*out.glob(".*.tmp"), *out.glob("model/.*.tmp"), *out.glob("samples/.*.tmp")]:
-        stale.unlink(missing_ok=True)
-        log.info("removed %s, left by an interrupted save", stale)
-
-
-def truncate_log(csv_path: Path, step: int) -> None:
-    """Drop the rows after the resumed step: a run killed after logging but before saving logged them already."""
-    lines = csv_path.read_text().splitlines(keepends=True)
-    kept = [",".join(LOG_COLUMNS) + "\n"] + [line for line in lines[1:] if line.split(",", 1)[0].isdigit() and int(line.split(",", 1)[0]) <= step]
-    if len(kept) != len(lines):
-        atomic_write(csv_path, lambda tmp: tmp.write_text("".join(kept)))
-
-
 # --- one optimizer step's gradients -------------------------------------------------------------
 def discriminator_loss(discriminate, D, style, stylized, code, strength) -> torch.Tensor:
     """Paintings are real, stylized outputs fake. Reconstruction examples are weighted out rather than indexed out, so
@@ -448,8 +437,7 @@ def accumulate_gradients(batch, G, D, decode, discriminate, normalizers: dict, c
 
 
 def write_log_row(csv_path: Path, progress, row: dict, board) -> None:
-    with csv_path.open("a", newline="") as f:
-        csv.DictWriter(f, LOG_COLUMNS).writerow({k: f"{v:.6g}" if isinstance(v, float) else v for k, v in row.items()})
+    append_log_row(csv_path, LOG_COLUMNS, row)
     progress.set_postfix(d=f"{row['d_loss']:.3f}", g=f"{row['g_loss']:.3f}", style=f"{row['style']:.3g}", content=f"{row['content']:.3g}")
     if board is not None:
         for name in ("d_loss", "g_loss", *LAMBDA_NAMES):
@@ -476,9 +464,7 @@ def train(cfg: TrainConfig) -> Path:
     uploader = HubUploader(cfg.push_to_hub, private=True if cfg.hub_private else None,
                            token=os.environ.get("HF_TOKEN")) if cfg.push_to_hub and main_process else None
     out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    if main_process:
-        remove_stale_temp_files(out)
+    claim_run_folder(out, cfg.resume, cfg.overwrite, "resume.pt")  # every process, before rank 0 writes anything
     torch.manual_seed(cfg.seed)
 
     spec = LambdaSpec.for_training(cfg.lambda_defaults, cfg.lambda_ranges)
@@ -497,8 +483,6 @@ def train(cfg: TrainConfig) -> Path:
 
     step, stage = 0, None
     if cfg.resume:
-        if not (out / "resume.pt").is_file():
-            raise FileNotFoundError(f"--resume: no resume state at {out / 'resume.pt'}")
         step, normalizers, stage = load_checkpoint(out / "resume.pt", cfg, G, D, opt_g, opt_d, device)
     stage = stage or new_stage(cfg, step, world, device, sources)
     broadcast_parameters(G, world)
@@ -515,10 +499,8 @@ def train(cfg: TrainConfig) -> Path:
         discriminate = torch.compile(D, mode=cfg.compile)
 
     csv_path = out / "log.csv"
-    if main_process and (not csv_path.exists() or not cfg.resume):
-        csv_path.write_text(",".join(LOG_COLUMNS) + "\n")
-    elif main_process:
-        truncate_log(csv_path, step)
+    if main_process:
+        start_log(csv_path, LOG_COLUMNS, step if cfg.resume else None)
     progress = tqdm(total=cfg.iters, initial=step, desc="train", dynamic_ncols=True, disable=None) if main_process else None
     board = tensorboard_writer(out) if cfg.report_to == "tensorboard" and main_process else None
     nonfinite_total = nonfinite_run = 0
