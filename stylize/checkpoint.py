@@ -29,6 +29,17 @@ LEGACY_ARCHITECTURE_KEYS = ("log_lambda_center", "log_lambda_halfwidth")
 # Installed: stylize/weights (pyproject maps the checkout's weights/ there); in a checkout or an editable install: weights/
 _INSTALLED_WEIGHTS = Path(__file__).resolve().parent / "weights"
 EMBEDDED_DIR = _INSTALLED_WEIGHTS if _INSTALLED_WEIGHTS.is_dir() else Path(__file__).resolve().parents[1] / "weights"
+# Each number a config.json may set, by type and range, checked before a network is built: a malformed folder can neither
+# fail deep inside a layer nor ask for more memory than any Stylize model needs (the largest shipped widths are 256).
+# (int or float, lowest, highest); a list setting holds such numbers.
+SETTING_LIMITS = {
+    "top": {"style_max_side": (int, 64, 4096)},
+    "generator": {"widths": (int, 1, 1024), "blocks": (int, 0, 16), "attention_key_dim": (int, 1, 1024),
+                  "attention_value_dim": (int, 1, 2048), "film_hidden": (int, 1, 2048)},
+    "discriminator": {"scales": (int, 1, 6), "base_channels": (int, 1, 512), "layers": (int, 1, 8), "style_dim": (int, 0, 8192)},
+    "student": {"widths": (int, 1, 512), "blocks": (int, 0, 16), "code_dim": (int, 1, 1024), "film_hidden": (int, 1, 1024),
+                "negative_slope": (float, 0.0, 1.0)},
+}
 
 
 class CheckpointError(RuntimeError):
@@ -84,9 +95,26 @@ def read_config(folder: Path) -> dict:
     return config
 
 
+def settings_problem(section: dict, kind: str) -> str | None:
+    """What is wrong with a config section's numbers (SETTING_LIMITS[kind]), or None."""
+    for key, (number_type, lowest, highest) in SETTING_LIMITS[kind].items():
+        if key not in section:
+            continue
+        value = section[key]
+        values = value if isinstance(value, list) and value else [value]
+        allowed = (int, float) if number_type is float else int
+        if not all(isinstance(v, allowed) and not isinstance(v, bool) and lowest <= v <= highest for v in values):
+            what = "a float" if number_type is float else "an integer"
+            return f"{key} = {json.dumps(value)[:40]}: each must be {what} in [{lowest}, {highest}]"
+    return None
+
+
 def _config_problem(config) -> str | None:
     if not isinstance(config, dict):
         return "not a JSON object"
+    problem = settings_problem(config, "top")
+    if problem:
+        return problem
     try:
         LambdaSpec.from_config(config.get("lambdas"))
     except ValueError as err:
@@ -96,7 +124,9 @@ def _config_problem(config) -> str | None:
     unknown = set(architecture(config["generator"])) - (set(inspect.signature(Generator).parameters) - {"encoder", "lambda_ranges"})
     if unknown:
         return f"unknown generator setting(s) {', '.join(sorted(unknown))}"
-    return None
+    if isinstance(config.get("discriminator"), dict):
+        return settings_problem(config["generator"], "generator") or settings_problem(config["discriminator"], "discriminator")
+    return settings_problem(config["generator"], "generator")
 
 
 def architecture(section: dict) -> dict:
@@ -169,6 +199,9 @@ def load_student(folder: Path) -> tuple[Student, dict]:
         raise CheckpointError(f"no fast student: {path} not found")
     try:
         config = json.loads(path.read_text())
+        problem = settings_problem(config["student"], "student")
+        if problem:
+            raise ValueError(problem)
         student = Student(**architecture(config["student"]))
     except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError) as err:
         raise CheckpointError(f"student config unusable ({err.__class__.__name__}: {err}): {path}") from None

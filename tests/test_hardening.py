@@ -3,6 +3,7 @@ no local paths published, clean restarts after kill -9."""
 import io
 import json
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -294,16 +295,30 @@ def test_numpy_arrays_float_in_0_1_or_uint8_are_accepted_others_explained(styliz
     (lambda c: c["lambdas"]["ranges"].update(style=[3, 1]), "lambdas.ranges.style"),
     (lambda c: c["generator"].update(wings=2), "unknown generator setting(s) wings"),
     (lambda c: c["generator"].update(widths=[1]), "generator settings unusable"),
+    (lambda c: c.update(style_max_side="big"), 'style_max_side = "big": each must be an integer in [64, 4096]'),
+    (lambda c: c.update(style_max_side=float("nan")), "style_max_side = NaN"),
+    (lambda c: c["generator"].update(widths=[65536, 128, 64, 32]), "widths = [65536, 128, 64, 32]: each must be an integer"),
+    (lambda c: c["generator"].update(film_hidden=True), "film_hidden = true"),
+    (lambda c: c.update(discriminator={**c["discriminator"], "base_channels": 10 ** 6}), "base_channels = 1000000"),
 ])
 def test_broken_config_is_one_checkpoint_error(tiny_model_dir, cli_files, edit, words):
     path = tiny_model_dir / "config.json"
     config = json.loads(path.read_text())
     edit(config)
     path.write_text(json.dumps(config))
-    with pytest.raises(CheckpointError, match=words.replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(CheckpointError, match=re.escape(words)):
         Stylizer.from_pretrained(tiny_model_dir, device="cpu")
     content, style, out = cli_files
     assert_one_line_error(run_cli(content, style, "-o", out, "--model", str(tiny_model_dir)), "config.json")
+
+
+def test_a_student_config_out_of_range_is_one_checkpoint_error(tiny_model_dir):
+    from stylize.checkpoint import load_student
+    folder = tiny_model_dir / "fast"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"student": {"widths": [16, 32, 65536], "blocks": 1}}))
+    with pytest.raises(CheckpointError, match=r"widths = \[16, 32, 65536\]: each must be an integer in \[1, 512\]"):
+        load_student(folder)
 
 
 def test_corrupt_generator_error_names_the_file_once(tiny_model_dir):
