@@ -23,7 +23,8 @@ from PIL import ImageChops
 from stylize.checkpoint import CheckpointError
 from stylize.lambda_spec import LAMBDA_NAMES
 from stylize.images import ImageInputError
-from stylize.pipeline import MAX_SIDE, MAX_STYLES, STROKE_SCALES, Stylizer
+from stylize.checks import MAX_SIDE, MAX_STYLES, STROKE_SCALES
+from stylize.pipeline import Stylizer
 
 EXAMPLES = Path(__file__).resolve().parent / "examples"
 LAMBDA_INFO = {

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import gradio
 from huggingface_hub import HfApi
+from huggingface_hub.errors import HFValidationError
+from huggingface_hub.utils import validate_repo_id
 
 from stylize import SOURCE_URL
 from stylize.images import one_line
@@ -60,8 +62,10 @@ def space_requirements(hardware: str) -> str:
 
 def build_space_folder(out: Path, hardware: str = "cpu") -> Path:
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"--out {out} is a file: give a new or empty folder")
     if out.exists() and any(out.iterdir()):
-        raise FileExistsError(f"{out} is not empty")
+        raise FileExistsError(f"--out {out} is not empty: give a new or empty folder (nothing in it is replaced)")
     out.mkdir(parents=True, exist_ok=True)
     for name in SHIPPED:
         source = REPO / name
@@ -92,7 +96,16 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, default=None, help="build the Space folder here (default: a temporary folder)")
     parser.add_argument("--dry-run", action="store_true", help="build the folder, upload nothing")
     args = parser.parse_args(argv)
-    folder = build_space_folder(args.out or Path(tempfile.mkdtemp(prefix="stylize-space-")) / "space", args.hardware)
+    try:
+        validate_repo_id(args.space_id)
+        if args.space_id.count("/") != 1:
+            raise HFValidationError("not owner/name")
+    except HFValidationError as err:
+        parser.exit(2, f"error: {args.space_id!r} is not a Space id (owner/name): {one_line(err)}\n")
+    try:
+        folder = build_space_folder(args.out or Path(tempfile.mkdtemp(prefix="stylize-space-")) / "space", args.hardware)
+    except (FileExistsError, NotADirectoryError) as err:
+        parser.exit(2, f"error: {err}\n")
     files = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
     print(f"{folder}: {len(files)} files, {sum((folder / f).stat().st_size for f in files) / 1e6:.1f} MB")
     if args.dry_run:

@@ -142,7 +142,7 @@ def main(argv=None) -> int:
 
 def run(argv=None) -> int:
     parser = build_parser()
-    args = parser.parse_args(join_signed_numbers(sys.argv[1:] if argv is None else list(argv)))
+    args = parser.parse_intermixed_args(join_signed_numbers(sys.argv[1:] if argv is None else list(argv)))
     if (args.style is None) == (args.mix is None):
         parser.error("give one STYLE, or the styles of a mix with --style (not both)")
     if args.style_weights is not None and args.mix is None:

@@ -36,14 +36,26 @@ def resolve_model_folder(path_or_repo_id: str | Path | None = None, *, revision:
     path = Path(path_or_repo_id).expanduser()
     if path.is_dir():
         return path
+    if path.exists():
+        raise CheckpointError(f"{path} is a file: a model is the folder that holds config.json and the weights")
     repo_id = str(path_or_repo_id)
     try:
         validate_repo_id(repo_id)
-        valid = repo_id.count("/") == 1
+        valid = repo_id.count("/") == 1 and not repo_id.startswith((".", "~"))
     except HFValidationError:
         valid = False
     if not valid:
-        raise CheckpointError(f"model not found: {repo_id!r} is neither a folder nor a Hub repo id (owner/name)")
+        raise CheckpointError(f"model not found: no folder {repo_id!r} here, and it is not a Hub repo id (owner/name)")
+    try:
+        return _download(repo_id, revision, token, cache_dir, local_files_only, force_download)
+    except CheckpointError as err:
+        if path.parent.is_dir():  # "runs/modl" beside an existing runs/: most likely a mistyped local folder
+            raise CheckpointError(f"model folder not found: {path} ({path.parent} holds no such folder; "
+                                  f"as a Hub repo id: {err})") from None
+        raise
+
+
+def _download(repo_id: str, revision, token, cache_dir, local_files_only: bool, force_download: bool) -> Path:
     try:
         return Path(snapshot_download(repo_id, revision=revision, token=token, cache_dir=cache_dir, local_files_only=local_files_only,
                                       force_download=force_download, allow_patterns=MODEL_FILES,

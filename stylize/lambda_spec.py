@@ -7,6 +7,8 @@ import math
 import warnings
 from dataclasses import dataclass
 
+from .checks import checked_number
+
 LAMBDA_NAMES = ("content", "style", "tv", "adv", "cycle")
 # What a new training run starts from; a trained model's own values live in its config.json.
 TRAINING_DEFAULTS = {"content": 1.0, "style": 3.0, "tv": 0.1, "adv": 0.1, "cycle": 0.5}
@@ -81,18 +83,15 @@ class LambdaSpec:
 
     def resolve(self, overrides: dict | None = None) -> list[float]:
         """The defaults overridden by `overrides`, in LAMBDA_NAMES order; out-of-range values clamped with a warning."""
+        if overrides is not None and not isinstance(overrides, dict):
+            raise ValueError(f"lambdas must be a dict of weights by name, such as {{'style': 3.0}}; got {overrides!r}")
         values = dict(self.defaults)
         unknown = set(overrides or {}) - set(LAMBDA_NAMES)
         if unknown:
             raise ValueError(f"unknown lambda(s) {sorted(unknown)}; expected some of {list(LAMBDA_NAMES)}")
         for name, value in (overrides or {}).items():
             lo, hi = self.ranges[name]
-            try:
-                value = float(value)
-            except (TypeError, ValueError):
-                raise ValueError(f"lambda_{name} must be a number, got {value!r}") from None
-            if not math.isfinite(value):
-                raise ValueError(f"lambda_{name} must be a finite number, got {value}")
+            value = checked_number(value, f"lambda_{name}")
             if not lo <= value <= hi:
                 clamped = min(max(value, lo), hi)
                 warnings.warn(f"lambda_{name}={value:g} is outside the trained range [{lo:g}, {hi:g}]; using {clamped:g}", stacklevel=4)

@@ -8,7 +8,6 @@ Example:
 import copy
 import dataclasses
 import hashlib
-import math
 import warnings
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -18,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageFilter
 
+from .checks import MAX_SIDE, STROKE_SCALES, checked_flag, checked_max_side, checked_number, checked_styles
 from .checkpoint import (
     GENERATOR_FILE, STUDENT_DIR, CheckpointError, file_sha256, load_discriminator, load_model_folder, load_student,
 )
@@ -34,10 +34,7 @@ from .student import Student
 # encoding holds ~80 bytes per pixel in fp32 (338 MB at 1024x683, 1.36 GB at 2048 px), so a count would not bound memory.
 CACHE_BYTES = 2 * 1024**3
 VARIANTS = ("quality", "fast")  # the VGG generator (the teacher); its distilled student, for CPUs
-MAX_SIDE = 2048  # largest output side: 2048 px peaks at ~4.6 GB on the CPU; larger requests are clamped with a warning
-MAX_STYLES = 4  # paintings in one mix
 FITTED_IMAGES = 8  # decoded image files kept for repeated calls: 8 at 2048 px hold ~100 MB
-STROKE_SCALES = (0.5, 2.0)  # the stroke-size control's range: the working size runs from twice to half the output's
 # Larger strokes are painted smaller and enlarged; half the photo's luminance detail finer than that comes back (all
 # of it returns the photo's own fine texture, which reads as small strokes again: bench/results/controls.md).
 DETAIL_KEPT = 0.5
@@ -166,8 +163,8 @@ class Stylizer:
         return VARIANTS if self.student is not None else VARIANTS[:1]
 
     def checked_variant(self, variant: str | None) -> str:
-        variant = variant or self.variant
-        if variant not in self.variants:
+        variant = self.variant if variant is None else variant
+        if not isinstance(variant, str) or variant not in self.variants:
             raise ValueError(f"variant {variant!r} is not available; choose one of: {', '.join(self.variants)}")
         return variant
 
@@ -287,18 +284,19 @@ class Stylizer:
         the photo at its size divided by this, and larger strokes get some of the photo's fine detail back.
         refine_seconds: refine for this long (the one-pass picture not counted), as many steps as fit; with refine_steps
         too, whichever ends first. A stronger painting on any machine: docs/usage.md."""
-        if not 0.0 <= strength <= 1.0:  # NaN fails this too
-            raise ValueError(f"strength must be in [0, 1], got {strength}")
-        if not _is_whole_number(refine_steps, 0):
-            raise ValueError(f"refine steps must be a whole number >= 0, got {refine_steps!r}")
-        if not (isinstance(stroke_scale, (int, float)) and STROKE_SCALES[0] <= stroke_scale <= STROKE_SCALES[1]):
-            raise ValueError(f"stroke scale must be a number in [{STROKE_SCALES[0]}, {STROKE_SCALES[1]}], got {stroke_scale!r}")
-        if refine_seconds is not None and not (isinstance(refine_seconds, (int, float)) and not isinstance(refine_seconds, bool)
-                                               and math.isfinite(refine_seconds) and refine_seconds >= 0):
-            raise ValueError(f"refine seconds must be a finite number >= 0, got {refine_seconds!r}")
+        strength = checked_number(strength, "strength", 0.0, 1.0)
+        preserve_color = checked_flag(preserve_color, "preserve_color")
+        refine_steps = checked_number(refine_steps, "refine steps", 0, whole=True)
+        stroke_scale = checked_number(stroke_scale, "stroke scale", *STROKE_SCALES)
+        if refine_seconds is not None:
+            refine_seconds = checked_number(refine_seconds, "refine seconds", 0.0)
+        if seed is not None:
+            seed = checked_number(seed, "seed", 0, 2**63 - 1, whole=True)
         refining = bool(refine_steps or refine_seconds)
         if mask is not None and refining:
             raise ValueError("refine does not take a region mask: render the regions in one pass, or refine without a mask")
+        if outside_style is not None and mask is None:
+            raise ValueError("outside_style goes with a mask: it paints where the mask is black")
         max_side = checked_max_side(max_side)
         variant = self.checked_variant(variant)
         lambda_tensor = self.resolve_lambdas(lambdas)
@@ -417,37 +415,6 @@ def with_margin(image_or_map, margin: int = CONTENT_MARGIN):
 def without_margin(picture: torch.Tensor, margin: int = CONTENT_MARGIN) -> torch.Tensor:
     """The picture of a photo given `with_margin`, cut back to the photo (explicit ends: any margin, 0 too)."""
     return picture[..., margin:picture.shape[-2] - margin, margin:picture.shape[-1] - margin]
-
-
-def _is_whole_number(value, minimum: int) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
-
-
-def checked_max_side(max_side) -> int:
-    """max_side as the pipeline uses it: a whole number >= MIN_SIDE; above MAX_SIDE it is clamped with a warning."""
-    if not _is_whole_number(max_side, MIN_SIDE):
-        raise ValueError(f"max side must be a whole number of pixels >= {MIN_SIDE}, got {max_side!r}")
-    if max_side > MAX_SIDE:
-        warnings.warn(f"max side {max_side} is above the limit of {MAX_SIDE} px (memory); using {MAX_SIDE}", stacklevel=3)
-        return MAX_SIDE
-    return max_side
-
-
-def checked_styles(style, styles, weights) -> tuple[list, list[float]]:
-    """The paintings to use and their weights, normalised to sum 1; styles of weight 0 are left out, so a mix of one
-    style at weight 1 is exactly that style."""
-    if (style is None) == (styles is None):
-        raise ValueError("give one style, or a list of styles (styles=[...]), not both" if style is not None else "no style given")
-    styles = [style] if styles is None else list(styles)
-    if not 1 <= len(styles) <= MAX_STYLES:
-        raise ValueError(f"a mix takes 1 to {MAX_STYLES} styles, got {len(styles)}")
-    weights = [1.0] * len(styles) if weights is None else list(weights)
-    if len(weights) != len(styles):
-        raise ValueError(f"{len(styles)} styles but {len(weights)} style weights")
-    if not all(isinstance(w, (int, float)) and not isinstance(w, bool) and math.isfinite(w) and w >= 0 for w in weights) or not sum(weights):
-        raise ValueError(f"style weights must be finite numbers >= 0, not all 0; got {weights}")
-    kept = [(s, w / sum(weights)) for s, w in zip(styles, weights) if w > 0]
-    return [s for s, _ in kept], [w for _, w in kept]
 
 
 def painting_size(photo: Image.Image, stroke_scale: float) -> Image.Image:

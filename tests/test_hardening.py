@@ -2,6 +2,7 @@
 no local paths published, clean restarts after kill -9."""
 import io
 import json
+import os
 import random
 import re
 import signal
@@ -32,8 +33,9 @@ def stylizer(tiny_model_dir) -> Stylizer:
     return Stylizer.from_pretrained(tiny_model_dir, device="cpu")
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "stylize", *args], capture_output=True, text=True, cwd=REPO)
+def run_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "stylize", *args], capture_output=True, text=True, cwd=REPO,
+                          env={**os.environ, **(env or {})})
 
 
 @pytest.fixture
@@ -179,9 +181,11 @@ def test_ctrl_c_ends_with_one_line_and_no_partial_file(tiny_model_dir, tmp_path)
 
 
 def test_cli_max_side_above_the_limit_is_clamped_and_said(tiny_model_dir, cli_files, monkeypatch):
+    import stylize.checks as checks
     import stylize.pipeline as pipeline
 
-    monkeypatch.setattr(pipeline, "MAX_SIDE", 80)
+    for module in (checks, pipeline):
+        monkeypatch.setattr(module, "MAX_SIDE", 80)
     stylizer = Stylizer.from_pretrained(tiny_model_dir, device="cpu")
     with pytest.warns(UserWarning, match="max side 5000 is above the limit of 80 px"):
         assert stylizer(photo(96, 80), photo(seed=1), max_side=5000).size == (80, 67)
@@ -412,3 +416,59 @@ def test_a_new_run_in_a_folder_holding_one_is_refused_and_loses_nothing(data_dir
     (tmp_path / "file").write_text("mine")
     assert train_mod.main(args_for(data_dirs, tmp_path / "file", "--iters", "1")) == 1
     assert (tmp_path / "file").read_text() == "mine" and "is a file" in caplog.text
+
+
+def test_a_mistyped_local_model_folder_or_a_file_is_named_as_such(tiny_model_dir, cli_files, tmp_path):
+    content, style, out = cli_files
+    env = {"HF_HUB_OFFLINE": "1"}  # the network boundary
+    typo = tiny_model_dir.parent / "modle"
+    done = run_cli(content, style, "-o", out, "--model", str(typo), env=env)
+    assert_one_line_error(done, f"no folder '{typo}' here")
+    assert_one_line_error(run_cli(content, style, "-o", out, "--model", "weights/fsat", env=env),  # weights/ exists
+                          "model folder not found: weights/fsat (weights holds no such folder")
+    assert_one_line_error(run_cli(content, style, "-o", out, "--model", str(tiny_model_dir / "config.json"), env=env),
+                          "is a file: a model is the folder")
+
+
+def test_flags_may_come_before_the_painting(tiny_model_dir, cli_files):
+    content, style, out = cli_files
+    done = run_cli(content, "-o", out, style, "--model", str(tiny_model_dir))
+    assert done.returncode == 0, done.stderr
+    assert Image.open(out).size == (96, 80)
+
+
+@pytest.mark.parametrize("flag,value", [("--batch-size", "0"), ("--lr", "nan"), ("--iters", "-3"), ("--recon-fraction", "2")])
+def test_training_numbers_out_of_range_are_one_line_before_any_work(data_dirs, tmp_path, flag, value):  # noqa: F811
+    done = subprocess.run([sys.executable, "-m", "train.train", *args_for(data_dirs, tmp_path / "run", flag, value)],
+                          capture_output=True, text=True, cwd=REPO)
+    assert done.returncode == 2 and done.stderr.strip().splitlines() == [
+        f"train.py: error: {flag} must be " + done.stderr.split(" must be ", 1)[1].strip()], done.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_hub_dataset_that_cannot_be_reached_is_one_quick_line(monkeypatch):
+    import datasets
+    import httpx
+    from huggingface_hub import HfApi
+
+    from train.data import ImageSource
+
+    def unreachable(self, *args, **kwargs):  # the network boundary
+        raise httpx.ConnectError("[Errno -2] Name or service not known")
+
+    monkeypatch.setattr(HfApi, "dataset_info", unreachable)
+    monkeypatch.setattr(datasets, "load_dataset", lambda *a, **k: pytest.fail("datasets was asked to retry"))
+    with pytest.raises(ValueError, match=re.escape("cannot load dataset 'huggan/wikiart': the Hub cannot be reached (ConnectError)")):
+        ImageSource.from_dataset("huggan/wikiart")
+
+
+def test_deploy_refuses_a_non_empty_folder_and_a_bad_space_id_in_one_line(tmp_path):
+    script = [sys.executable, "scripts/deploy_space.py"]
+    (tmp_path / "mine.txt").write_text("kept")
+    for args, words in ((["you/stylize", "--out", str(tmp_path), "--dry-run"], "is not empty"),
+                        (["bad id!", "--dry-run"], "'bad id!' is not a Space id (owner/name)"),
+                        (["a/b/c", "--dry-run"], "is not a Space id")):
+        done = subprocess.run([*script, *args], capture_output=True, text=True, cwd=REPO)
+        lines = done.stderr.strip().splitlines()
+        assert done.returncode == 2 and len(lines) == 1 and words in lines[0], done.stderr
+    assert [p.name for p in tmp_path.iterdir()] == ["mine.txt"]

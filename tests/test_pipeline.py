@@ -291,7 +291,7 @@ def test_hub_arguments_reach_snapshot_download_and_only_model_files_are_asked_fo
 
 @pytest.mark.parametrize("bad", ["not/a/repo/id", "bad id!", "owner/", "-owner/name", "x" * 200 + "/y"])
 def test_a_malformed_model_name_is_one_line(bad):
-    with pytest.raises(CheckpointError, match="neither a folder nor a Hub repo id"):
+    with pytest.raises(CheckpointError, match="not a Hub repo id"):
         Stylizer.from_pretrained(bad, device="cpu")
 
 
@@ -299,7 +299,7 @@ def test_app_with_a_malformed_stylize_model_exits_with_one_line():
     done = subprocess.run([sys.executable, "app.py"], cwd=REPO, env={**os.environ, "STYLIZE_MODEL": "bad id!"},
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 1
-    assert done.stderr.strip().splitlines() == ["error: model not found: 'bad id!' is neither a folder nor a Hub repo id (owner/name)"]
+    assert done.stderr.strip().splitlines() == ["error: model not found: no folder 'bad id!' here, and it is not a Hub repo id (owner/name)"]
 
 def test_a_file_sent_again_is_not_decoded_again_unless_it_changed(stylizer, tmp_path, monkeypatch):
     import stylize.pipeline as pipeline

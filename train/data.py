@@ -22,6 +22,23 @@ CROP_MARGIN = 1.15  # images are resized to this times the crop side (short side
 log = logging.getLogger("stylize.train")
 
 
+def check_hub_reachable(dataset_id: str) -> None:
+    """One quick request before `datasets` tries (it retries with backoff for ~25 s, a log line per try); offline
+    (HF_HUB_OFFLINE=1) the cached copy is used without asking."""
+    from huggingface_hub import HfApi, constants
+    from huggingface_hub.errors import HfHubHTTPError
+
+    if constants.HF_HUB_OFFLINE:
+        return
+    try:
+        HfApi().dataset_info(dataset_id, timeout=10)
+    except HfHubHTTPError:
+        return  # the Hub answered: `datasets` reports what it said (not found, gated) in its own words
+    except Exception as err:  # noqa: BLE001 - no answer: httpx's or requests' connection errors and timeouts
+        raise ValueError(f"cannot load dataset {dataset_id!r}: the Hub cannot be reached ({type(err).__name__}); "
+                         "with a copy in the cache, set HF_HUB_OFFLINE=1") from None
+
+
 @dataclass
 class ImageSource:
     """A corpus of images read when drawn: a folder's files, or the image column of a `datasets` Dataset (memory-mapped
@@ -54,6 +71,8 @@ class ImageSource:
         `imagefolder` directory."""
         import datasets
 
+        if not Path(name).is_dir():
+            check_hub_reachable(name)
         try:
             if Path(name).is_dir() and (Path(name) / "dataset_info.json").exists():
                 dataset = datasets.load_from_disk(name)

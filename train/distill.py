@@ -37,10 +37,17 @@ from stylize.pipeline import EMULATED_AMP_WARNING, bf16_is_emulated, pick_device
 from stylize.student import Student
 from stylize.images import read_name_list
 from train.data import Examples, ImageSource, loader, worker_count
-from train.runs import append_log_row, claim_run_folder, start_log
+from train.runs import EVERY, append_log_row, check_option_ranges, claim_run_folder, start_log
 
 log = logging.getLogger("stylize.distill")
 
+OPTION_RANGES = {
+    "size": (64, 4096), "style_size": (64, 4096), "batch_size": (1, 4096), "iters": (1, EVERY), "lr": (1e-12, 1),
+    "default_share": (0, 1), "pixel_weight": (0, EVERY), "feature_weight": (0, EVERY), "texture_weight": (0, EVERY),
+    "objective_weight": (0, EVERY), "widths": (1, 512), "blocks": (0, 16), "code_dim": (1, 1024), "film_hidden": (1, 1024),
+    "negative_slope": (0, 1), "seed": (0, 2**63 - 1), "workers": (-1, 64), "log_every": (1, EVERY),
+    "save_every": (1, EVERY), "max_minutes": (0, EVERY),
+}
 LOG_COLUMNS = ["step", "seconds", "loss", "pixel", "feature", "texture", "objective", "lr"]
 
 
@@ -136,8 +143,7 @@ def parse_args(argv=None) -> DistillConfig:
     cfg = DistillConfig(**vars(parser.parse_args(argv)))
     if not cfg.content_dir or not cfg.style_dir:
         parser.error("--content-dir and --style-dir are required")
-    if not 0 <= cfg.default_share <= 1:  # NaN fails this too
-        parser.error(f"--default-share must be in [0, 1], got {cfg.default_share}")
+    check_option_ranges(parser, cfg, OPTION_RANGES)
     if cfg.size % DOWNSAMPLE or cfg.style_size % DOWNSAMPLE:
         parser.error(f"--size and --style-size must be multiples of {DOWNSAMPLE} (the teacher's encodings are reused unpadded)")
     unknown = set(cfg.feature_taps.split(",")) - set(TAPS)

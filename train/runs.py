@@ -1,6 +1,8 @@
-"""A run folder, shared by training and distillation: nothing in one is lost unasked, and its log survives a kill."""
+"""What training and distillation share: their options' ranges, and a run folder in which nothing is lost unasked and
+whose log survives a kill."""
 import csv
 import logging
+import math
 from pathlib import Path
 
 from stylize.checkpoint import atomic_write
@@ -9,6 +11,19 @@ log = logging.getLogger("stylize.train")
 
 # What a run leaves in its folder; any of them means the folder holds a run someone may want back.
 RUN_ENTRIES = ("log.csv", "resume.pt", "distill.pt", "model", "fast", "samples")
+
+
+EVERY = math.inf
+
+
+def check_option_ranges(parser, cfg, ranges: dict[str, tuple[float, float]]) -> None:
+    """parser.error for a number outside its range (NaN is in none), before anything is loaded or allocated."""
+    for name, (lowest, highest) in ranges.items():
+        values = getattr(cfg, name)
+        for value in values if isinstance(values, (list, tuple)) else [values]:
+            if not lowest <= value <= highest:
+                span = f">= {lowest:g}" if highest == EVERY else f"in [{lowest:g}, {highest:g}]"
+                parser.exit(2, f"{parser.prog}: error: --{name.replace('_', '-')} must be {span}, got {value}\n")
 
 
 class RunFolderError(ValueError):

@@ -42,7 +42,7 @@ from stylize.images import read_name_list, to_pil
 from stylize.lambda_spec import FIXED_NORMALIZERS, LAMBDA_NAMES, TRAINING_DEFAULTS, TRAINING_RANGES, LambdaSpec
 from stylize.pipeline import EMULATED_AMP_WARNING, Stylizer, bf16_is_emulated, pick_device
 from train.data import Examples, ImageSource, loader, worker_count
-from train.runs import append_log_row, claim_run_folder, start_log
+from train.runs import EVERY, append_log_row, check_option_ranges, claim_run_folder, start_log
 
 log = logging.getLogger("stylize.train")
 
@@ -50,6 +50,12 @@ STYLE_CODE_DIM = 2 * sum(TAP_CHANNELS)  # per-tap VGG mean and std of the style 
 COMPILE_MODES = ("", "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 # Flags a resumed run must repeat: they shape the models or the λ contract the saved state was trained under.
 RESUME_MUST_MATCH = ("d_style_condition", "skip_taps", "init_from", "lambda_ranges")
+OPTION_RANGES = {
+    "workers": (-1, 64), "cache_mb": (0, EVERY), "size": (32, 4096), "style_size": (0, 4096), "batch_size": (1, 4096),
+    "grad_accum": (1, 1024), "iters": (1, EVERY), "max_minutes": (0, EVERY), "lr": (1e-12, 1), "lr_d": (1e-12, 1),
+    "seed": (0, 2**63 - 1), "sample_every": (1, EVERY), "save_every": (1, EVERY), "log_every": (1, EVERY),
+    "recon_fraction": (0, 1), "normalizer_decay": (0, 1), "max_nonfinite": (1, EVERY),
+}
 LOG_COLUMNS = ["step", "seconds", "d_loss", "g_loss", *LAMBDA_NAMES, *(f"norm_{n}" for n in LAMBDA_NAMES), "nonfinite",
                "images_per_s"]
 
@@ -189,6 +195,7 @@ def parse_args(argv=None) -> TrainConfig:
             parser.error(f"give --{kind}-dir or --{kind}-dataset (one of them)")
     if cfg.report_to not in ("", "tensorboard"):
         parser.error(f"--report-to {cfg.report_to!r}: only 'tensorboard' is supported")
+    check_option_ranges(parser, cfg, OPTION_RANGES)
     if os.environ.get("ACCELERATE_MIXED_PRECISION") == "bf16":
         cfg.amp = True
     return cfg
