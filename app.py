@@ -10,21 +10,20 @@ except ImportError:
 
 import math
 import os
-import tempfile
-import threading
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import gradio as gr
 from gradio.utils import get_upload_folder
 from PIL import ImageChops
+from starlette.middleware import Middleware
 
 from stylize.checkpoint import CheckpointError
 from stylize.lambda_spec import LAMBDA_NAMES
 from stylize.images import ImageInputError
 from stylize.checks import MAX_SIDE, MAX_STYLES, STROKE_SCALES
 from stylize.pipeline import Stylizer
+from stylize.serving import DiskBudget, RendersFirst, ResultFiles, UploadBudget
 
 EXAMPLES = Path(__file__).resolve().parent / "examples"
 LAMBDA_INFO = {
@@ -36,7 +35,12 @@ LAMBDA_INFO = {
 }
 RESOLUTIONS = [256, 384, 512, 768, 1024, 1536, 2048]
 DEFAULT_RESOLUTION = 512
-MAX_UPLOAD = "32mb"
+# One disk budget holds every upload and every result (STYLIZE_DISK_MB); what nobody has used for UNUSED_SECONDS goes,
+# and past the budget the least recently used go first. At 2048 px a slider move writes ~9 MB (a JPEG to show, a PNG
+# to download); a photo at the decoder's limit (64 MP) is 24-48 MB as a camera JPEG (3-6 bits a pixel).
+DISK_BYTES = int(os.environ.get("STYLIZE_DISK_MB", "2048")) * 2**20
+UNUSED_SECONDS = float(os.environ.get("STYLIZE_UNUSED_SECONDS", "900"))
+MAX_UPLOAD_BYTES = 50 * 2**20
 # The fast student is offered wherever the model has one, but not chosen by default until it paints like its teacher:
 # after CPU-only distillation it takes the palette and a soft texture, not the strokes (bench/results/quality_fast.md).
 DEFAULT_VARIANT = "quality"
@@ -51,10 +55,6 @@ PREVIEW_NOTE = " · **preview** by the fast model: the quality picture follows"
 PAINT_HARDER_SECONDS = 15
 MAX_PAINT_HARDER_SECONDS = 60
 PREVIEW_EVERY_S = 1.0  # refine shows its picture at most this often (each one a PNG written and copied)
-GRADIO_CACHE = (600, 3600)  # delete_cache: every 10 minutes, remove what Gradio cached more than an hour ago
-# Within that hour the results' disk is bounded too: at 2048 px a slider move writes ~9 MB (a JPEG to show, a PNG to
-# download), and a fast model on 2 cores can make one a second.
-RESULT_BYTES = 2 * 2**30
 # The λ sliders move log10 λ: their own number box and log-valued ends are hidden; the box beside each shows λ.
 CSS = ".lambda-slider input[type=number], .lambda-slider .min_value, .lambda-slider .max_value { display: none; }"
 
@@ -70,88 +70,6 @@ def on_zero_gpu(duration):
     return spaces.GPU(duration=duration) if spaces is not None else (lambda fn: fn)
 
 
-class RendersFirst:
-    """Refine waits between its steps while a render runs: on a shared CPU a slider move must not wait for a refine."""
-
-    def __init__(self):
-        self.running = 0
-        self.idle = threading.Condition()
-
-    @contextmanager
-    def render(self):
-        with self.idle:
-            self.running += 1
-        try:
-            yield
-        finally:
-            with self.idle:
-                self.running -= 1
-                self.idle.notify_all()
-
-    def wait_for_renders(self) -> None:
-        with self.idle:
-            self.idle.wait_for(lambda: self.running == 0)
-
-
-class ResultFiles:
-    """Results are written straight into Gradio's cache: the page and the download serve them from there without a
-    copy, and delete_cache removes them. Files Gradio never took over (a request cancelled meanwhile) go at the same age."""
-
-    def __init__(self):
-        cache = Path(get_upload_folder())
-        cache.mkdir(parents=True, exist_ok=True)
-        self.folder = Path(tempfile.mkdtemp(prefix="stylize-", dir=cache))
-        self.photos: dict[tuple[str, tuple[int, int]], Path] = {}  # a slider move shows the same "before"
-
-    def prune(self) -> None:
-        """Removes what is older than Gradio's cache keeps, then the oldest files until the folder fits RESULT_BYTES."""
-        cutoff, files = time.time() - GRADIO_CACHE[1], []
-        for path in self.folder.iterdir():
-            try:
-                stat = path.stat()
-                if stat.st_mtime < cutoff:
-                    path.unlink()
-                else:
-                    files.append((stat.st_mtime, stat.st_size, path))
-            except FileNotFoundError:  # removed meanwhile by delete_cache or another request's prune
-                pass
-        held = sum(size for _, size, _ in files)
-        for _, size, path in sorted(files):
-            if held <= RESULT_BYTES:
-                break
-            path.unlink(missing_ok=True)
-            held -= size
-        self.photos = {key: path for key, path in self.photos.items() if path.is_file()}
-
-    def pair(self, content, result) -> tuple[tuple[str, str], str]:
-        """((before, after), after): the before/after view and the download share one PNG (the API's answer, refine)."""
-        after = self.download(result)
-        return (self.photo(content, result.size), after), after
-
-    def view(self, content, result) -> tuple[str, str]:
-        """(before, after) for the page's view. The after is a JPEG: at 1024 px 9 ms to write against 125 ms for the
-        PNG and a third of its bytes to send and decode, 1.5 grey levels off on average; the page's download, the PNG,
-        follows it."""
-        self.prune()
-        after = self.folder / f"view-{time.time_ns()}.jpg"
-        result.save(after, quality=95, subsampling=0)  # 4:4:4: a painting's colour edges stay sharp
-        return self.photo(content, result.size), str(after)
-
-    def download(self, result) -> str:
-        self.prune()
-        after = self.folder / f"stylized-{time.time_ns()}.png"
-        result.save(after, compress_level=1)  # fast PNG: the full-resolution download
-        return str(after)
-
-    def photo(self, content, size: tuple[int, int]) -> str:
-        """The photo as the pipeline fitted it for this render (decoded once, in Stylizer.fitted), at the result's size."""
-        key = (str(content), size)
-        if not self.photos.get(key, Path()).is_file():
-            self.photos[key] = self.folder / f"photo-{time.time_ns()}.jpg"
-            stylizer.fitted(content, "content", max(size)).resize(size).save(self.photos[key], quality=90)
-        return str(self.photos[key])
-
-
 def load_stylizer() -> Stylizer:
     try:
         return Stylizer.from_pretrained(os.environ.get("STYLIZE_MODEL") or None, variant="fast")  # falls back without one
@@ -161,7 +79,8 @@ def load_stylizer() -> Stylizer:
 
 stylizer = load_stylizer()
 renders_first = RendersFirst()
-results = ResultFiles()
+disk = DiskBudget(Path(get_upload_folder()), DISK_BYTES, UNUSED_SECONDS)
+results = ResultFiles(disk, stylizer.fitted)
 
 
 @on_zero_gpu(duration=lambda content, options: gpu_seconds(options["max_side"]))
@@ -187,6 +106,10 @@ def checked(content, style, lambdas: dict, strength, preserve_color, resolution,
     mix, weights: the further styles of a mix (empty slots left out) and every style's weight, the first's first."""
     if content is None or style is None:
         raise gr.Error("Add a content photo and a style image first.")
+    images = [image for image in (content, style, *mix, mask, outside_style) if isinstance(image, str)]
+    if not all(Path(image).is_file() for image in images):
+        raise gr.Error(f"An image was removed after {UNUSED_SECONDS / 60:g} minutes unused, or to make room: upload it again.")
+    disk.touch(*images)
     if variant not in stylizer.variants:
         raise gr.Error(f"model must be one of: {', '.join(stylizer.variants)}")
     try:
@@ -358,7 +281,7 @@ def region_painter(label: str, elem_id: str) -> gr.ImageEditor:
 
 def build_demo() -> gr.Blocks:
     defaults, ranges = stylizer.lambda_defaults, stylizer.lambda_ranges
-    with gr.Blocks(title="Stylize", delete_cache=GRADIO_CACHE) as demo:
+    with gr.Blocks(title="Stylize") as demo:
         gr.Markdown("# Stylize\nAny photo, any painting. Move a slider: the picture follows in one forward pass.")
         with gr.Row():
             content = image_upload("Content photo", "content", sources=("upload", "clipboard", "webcam"))
@@ -470,5 +393,8 @@ def build_demo() -> gr.Blocks:
 demo = build_demo()  # module level: Spaces and `gradio app.py` (reload mode) look for `demo`
 
 if __name__ == "__main__":
-    demo.launch(server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"), show_error=True, max_file_size=MAX_UPLOAD,
-                css=CSS)
+    disk.keep_pruning(every_seconds=min(60.0, UNUSED_SECONDS / 4))
+    # a multipart body is a little larger than the file it carries
+    upload_budget = Middleware(UploadBudget, budget=disk, max_request_bytes=MAX_UPLOAD_BYTES + 2**16)
+    demo.launch(server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"), show_error=True, max_file_size=MAX_UPLOAD_BYTES,
+                css=CSS, app_kwargs={"middleware": [upload_budget]})

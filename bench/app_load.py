@@ -173,7 +173,7 @@ def main() -> None:
         f"| {CONCURRENT} concurrent requests: p50 / p90 / max | {q[49]:.2f} / {q[89]:.2f} / {max(latencies):.2f} |", "",
         f"Disk per 2048 px request ({requests_2048} slider moves on one photo; each result stored once, in Gradio's cache): "
         f"{result['disk_mb_per_2048_request']:.1f} MB, "
-        "removed after an hour (`delete_cache`).",
+        "within the app's one disk budget for uploads and results (docs/usage.md).",
         f"The refine meanwhile: {refine_info.split(' · ')[-1].strip()}.",
     ]
     (RESULTS / f"app_load{args.tag}.md").write_text("\n".join(lines) + "\n")
