@@ -1,5 +1,5 @@
 """How far the encoders' zero padding paints into a picture's edges, by the margin the photo is reflected outwards before
-it is encoded (stylize.pipeline.CONTENT_MARGIN; the margin is cut from the picture). Each picture is compared with the
+it is encoded (stylize.picture.CONTENT_MARGIN; the margin is cut from the picture). Each picture is compared with the
 one painted with a 48 px margin, where no edge reaches the picture: in the outer 24 px band and in the interior, in
 grey levels. The interior moves too (the reflected margin enters the photo's statistics); what the band moves beyond
 it is the frame. Validation pairs, both models, fp32. Then every system of bench/quality.py on its test pairs at its
@@ -20,7 +20,7 @@ from common import (
 )
 
 from stylize.images import to_pil, to_tensor
-from stylize.pipeline import CONTENT_MARGIN, with_margin, without_margin
+from stylize.picture import CONTENT_MARGIN, with_margin, without_margin
 
 MARGINS = (0, 8, 16, 24, 32)
 REFERENCE_MARGIN = 48

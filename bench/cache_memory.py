@@ -46,7 +46,7 @@ def main() -> None:
     if args.child is not None:
         print(json.dumps(child(args.requests, args.side, args.child)))
         return
-    from stylize.pipeline import CACHE_BYTES
+    from stylize.encoding_cache import CACHE_BYTES
 
     runs = {}
     for name, budget in (("bounded (CACHE_BYTES)", CACHE_BYTES), ("unbounded", UNBOUNDED)):

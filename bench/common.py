@@ -21,7 +21,8 @@ from stylize import losses
 from stylize.encoder import VGGEncoder
 from stylize.functional import mean_std, pad_to_multiple
 from stylize.images import fit_size, list_images, load_image, paste_grid, read_name_list, to_pil, to_tensor
-from stylize.pipeline import Stylizer, with_margin, without_margin
+from stylize.picture import with_margin, without_margin
+from stylize.pipeline import Stylizer
 
 DATA = REPO.parent / "shared" / "data"
 RESULTS = REPO / "bench" / "results"

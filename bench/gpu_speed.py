@@ -16,7 +16,7 @@ import torch
 from common import markdown_table
 
 from stylize.checkpoint import load_model_folder
-from stylize.pipeline import precision_name
+from stylize.devices import precision_name
 
 
 def time_ms(fn, repeats: int = 20, warmup: int = 3) -> float:

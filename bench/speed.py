@@ -18,7 +18,7 @@ from datetime import date
 import torch
 
 from common import RESULTS, TAG_HELP, MicroAST, cpu_name, Peer, fp32_stylizer, gatys, held_out, load, to_tensor
-from stylize.pipeline import pick_dtype, precision_name
+from stylize.devices import pick_dtype, precision_name
 
 THREADS = 2
 

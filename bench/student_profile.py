@@ -16,7 +16,8 @@ from torch.profiler import ProfilerActivity, profile
 from common import RESULTS, TAG_HELP, cpu_name, encode_decode_flops
 
 import stylize.student as student_module
-from stylize.pipeline import Stylizer, precision_name
+from stylize.devices import precision_name
+from stylize.pipeline import Stylizer
 
 THREADS = 2
 SIDE = 1024

@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 
 import torch
@@ -226,3 +227,17 @@ def load_resume_state(path: Path, device: torch.device, required: tuple[str, ...
 
 def file_sha256(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def matching_student(folder: Path) -> Student | None:
+    """The folder's fast student if it was distilled from the generator beside it; otherwise a warning and None."""
+    try:
+        student, config = load_student(Path(folder) / STUDENT_DIR)
+    except CheckpointError as err:
+        warnings.warn(f"{err}; using the quality generator", stacklevel=3)
+        return None
+    if config.get("teacher_generator_sha256") != file_sha256(Path(folder) / GENERATOR_FILE):
+        warnings.warn(f"the fast student in {Path(folder) / STUDENT_DIR} was distilled from another generator than the one "
+                      "beside it (re-run train/distill.py); using the quality generator", stacklevel=3)
+        return None
+    return student

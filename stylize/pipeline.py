@@ -6,7 +6,6 @@ Example:
     >>> image = stylizer("photo.jpg", "painting.jpg", lambdas={"style": 3.0}, strength=0.8)
 """
 import copy
-import dataclasses
 import hashlib
 import warnings
 from collections import OrderedDict
@@ -14,118 +13,23 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
-from PIL import Image, ImageFilter
+from PIL import Image
 
-from .checks import MAX_SIDE, STROKE_SCALES, checked_flag, checked_max_side, checked_number, checked_styles
-from .checkpoint import (
-    GENERATOR_FILE, STUDENT_DIR, CheckpointError, file_sha256, load_discriminator, load_model_folder, load_student,
-)
+from .checks import STROKE_SCALES, checked_flag, checked_max_side, checked_number, checked_styles
+from .checkpoint import CheckpointError, load_discriminator, load_model_folder, matching_student, STUDENT_DIR
+from .devices import pick_device, pick_dtype, precision_name
 from .discriminator import MultiScaleDiscriminator, style_code
-from .functional import resized, rgb_to_yuv, yuv_to_rgb
+from .encoding_cache import CACHE_BYTES, EncodingCache
 from .generator import Generator, StyleEncoding, StyleMix
 from .hub import resolve_model_folder
-from .images import MIN_SIDE, fit_size, load_image, load_mask, paste_grid, to_pil, to_tensor
-from .lambda_spec import LAMBDA_NAMES, LambdaSpec
+from .images import fit_size, load_image, load_mask, to_pil, to_tensor
+from .lambda_spec import LambdaSpec
+from .picture import at_photo_size, feathered, keep_luminance_only, painting_size, with_margin, without_margin
 from .refine import refine as refined_pictures
 from .student import Student
 
-# Encodings kept for slider moves, content and style together, bounded by the bytes their tensors hold: a content
-# encoding holds ~80 bytes per pixel in fp32 (338 MB at 1024x683, 1.36 GB at 2048 px), so a count would not bound memory.
-CACHE_BYTES = 2 * 1024**3
 VARIANTS = ("quality", "fast")  # the VGG generator (the teacher); its distilled student, for CPUs
 FITTED_IMAGES = 8  # decoded image files kept for repeated calls: 8 at 2048 px hold ~100 MB
-# Larger strokes are painted smaller and enlarged; half the photo's luminance detail finer than that comes back (all
-# of it returns the photo's own fine texture, which reads as small strokes again: bench/results/controls.md).
-DETAIL_KEPT = 0.5
-MASK_FEATHER = 0.01  # a region mask's edge is blurred over this share of the photo's long side, so no seam shows
-# The photo is reflected this far outwards on every side before it is encoded, and the margin cut from the picture:
-# the encoders' zero padding otherwise paints a frame and stripes along the edges (bench/border.py). Two cells of the
-# 1/8 grid; 8 % more pixels at 1024 px.
-CONTENT_MARGIN = 16
-
-
-def available_devices() -> list[str]:
-    found = ["cpu"]
-    if torch.cuda.is_available():
-        found.append("cuda")
-    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-        found.append("mps")
-    return found
-
-
-def pick_device(device: str | torch.device | None = "auto") -> torch.device:
-    """'auto' picks CUDA, then MPS, then the CPU; a named device that is not here is a ValueError."""
-    available = available_devices()
-    if device in (None, "auto"):
-        return torch.device("cuda" if "cuda" in available else "mps" if "mps" in available else "cpu")
-    try:
-        chosen = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise ValueError(f"unknown device {device!r}; choose auto or one of: {', '.join(available)}") from None
-    if chosen.type not in available or (chosen.type == "cuda" and (chosen.index or 0) >= torch.cuda.device_count()):
-        raise ValueError(f"device {device!r} is not available on this machine; choose auto or one of: {', '.join(available)}")
-    return chosen
-
-
-def bf16_is_emulated(device: torch.device) -> bool:
-    """A CPU without AMX emulates bf16: slower than fp32 (a distillation step under --amp on an AVX2-only CPU took more
-    than 6× its fp32 time, docs/performance.md)."""
-    return device.type == "cpu" and not getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)()
-
-
-EMULATED_AMP_WARNING = "--amp on a CPU without AMX: bf16 is emulated here and runs several times slower than fp32; drop --amp"
-
-
-def pick_dtype(device: torch.device) -> torch.dtype:
-    """Half precision on accelerators. On a CPU with AMX, bf16: oneDNN's bf16 convolutions there take a half to a third
-    of fp32's time, pictures within a few grey levels (docs/history.md). Other CPUs: fp32."""
-    if device.type in ("cuda", "mps"):
-        return torch.float16
-    return torch.bfloat16 if device.type == "cpu" and not bf16_is_emulated(device) else torch.float32
-
-
-def precision_name(dtype: torch.dtype) -> str:
-    """A dtype as people name a precision: "bf16", "fp16" or "fp32"."""
-    return {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(dtype, "fp32")
-
-
-def tensor_bytes(value) -> int:
-    """Bytes held by the tensors in an encoding (dataclasses, tuples and lists of tensors)."""
-    if isinstance(value, torch.Tensor):
-        return value.numel() * value.element_size()
-    if dataclasses.is_dataclass(value):
-        return sum(tensor_bytes(getattr(value, f.name)) for f in dataclasses.fields(value))
-    if isinstance(value, (tuple, list)):
-        return sum(tensor_bytes(v) for v in value)
-    return 0
-
-
-class EncodingCache:
-    """Least recently used encodings within a byte budget; one larger than the whole budget is not kept."""
-
-    def __init__(self, budget_bytes: int):
-        self.budget_bytes = budget_bytes
-        self.entries: OrderedDict = OrderedDict()  # key -> (value, bytes)
-        self.nbytes = 0
-
-    def get(self, key, compute):
-        """(value, whether it was computed)."""
-        if key in self.entries:
-            self.entries.move_to_end(key)
-            return self.entries[key][0], False
-        value = compute()
-        size = tensor_bytes(value)
-        if size <= self.budget_bytes:
-            while self.nbytes + size > self.budget_bytes:
-                self.nbytes -= self.entries.popitem(last=False)[1][1]
-            self.entries[key] = (value, size)
-            self.nbytes += size
-        return value, True
-
-    def clear(self) -> None:
-        self.entries.clear()
-        self.nbytes = 0
 
 
 class Stylizer:
@@ -351,20 +255,6 @@ class Stylizer:
         encodings = [self.encode_style(image, variant) for image in style_images]
         return encodings[0] if len(encodings) == 1 else StyleMix(encodings, weights)
 
-    def lambda_sweep_grid(self, contents: list[Image.Image], styles: list[Image.Image], tile: int = 192) -> Image.Image:
-        """Rows: each (content, style) pair. Columns: content | style | default lambdas | low and high of each lambda."""
-        settings = [{}] + [{name: self.lambda_ranges[name][i]} for name in LAMBDA_NAMES for i in (0, 1)]
-        rows = []
-        for content in contents:
-            for style in styles:
-                content_tile = fit_size(content, tile)
-                cells = [content_tile, fit_size(style, tile)]
-                content_enc, style_enc = self.encode_content(content_tile), self.encode_style(style)
-                for overrides in settings:
-                    cells.append(to_pil(self.stylize_tensor(content_enc, style_enc, self.resolve_lambdas(overrides))))
-                rows.append(cells)
-        return paste_grid(rows, (max(c.width for row in rows for c in row), max(c.height for row in rows for c in row)))
-
     def critic(self, image: torch.Tensor, style: StyleEncoding) -> list[torch.Tensor]:
         """The discriminator's patch logits for `image` as a stylisation of `style` (an unconditional D ignores it)."""
         return self.discriminator(image.float(), style_code(style.stats) if self.discriminator.conditional else None)
@@ -389,61 +279,3 @@ class Stylizer:
         if self._refine_generator is None:
             self._refine_generator = copy.deepcopy(self.generator).float()
         return self._refine_generator
-
-
-def matching_student(folder: Path) -> Student | None:
-    """The folder's fast student if it was distilled from the generator beside it; otherwise a warning and None."""
-    try:
-        student, config = load_student(Path(folder) / STUDENT_DIR)
-    except CheckpointError as err:
-        warnings.warn(f"{err}; using the quality generator", stacklevel=3)
-        return None
-    if config.get("teacher_generator_sha256") != file_sha256(Path(folder) / GENERATOR_FILE):
-        warnings.warn(f"the fast student in {Path(folder) / STUDENT_DIR} was distilled from another generator than the one "
-                      "beside it (re-run train/distill.py); using the quality generator", stacklevel=3)
-        return None
-    return student
-
-
-def with_margin(image_or_map, margin: int = CONTENT_MARGIN):
-    """A photo or a region map (B, C, H, W) reflected `margin` px outwards on every side; numbers as they are."""
-    if not isinstance(image_or_map, torch.Tensor) or image_or_map.dim() != 4 or image_or_map.shape[-2:] == (1, 1):
-        return image_or_map
-    return F.pad(image_or_map, (margin,) * 4, mode="reflect")
-
-
-def without_margin(picture: torch.Tensor, margin: int = CONTENT_MARGIN) -> torch.Tensor:
-    """The picture of a photo given `with_margin`, cut back to the photo (explicit ends: any margin, 0 too)."""
-    return picture[..., margin:picture.shape[-2] - margin, margin:picture.shape[-1] - margin]
-
-
-def painting_size(photo: Image.Image, stroke_scale: float) -> Image.Image:
-    """The photo at the size the model paints it: its size divided by the stroke scale, within MIN_SIDE and MAX_SIDE."""
-    if stroke_scale == 1:
-        return photo
-    scale = min(1 / stroke_scale, MAX_SIDE / max(photo.size))
-    scale = max(scale, MIN_SIDE / min(photo.size))
-    return photo.resize((round(photo.width * scale), round(photo.height * scale)), Image.LANCZOS if scale < 1 else Image.BICUBIC)
-
-
-def feathered(mask: Image.Image) -> Image.Image:
-    return mask.filter(ImageFilter.GaussianBlur(max(1.0, MASK_FEATHER * max(mask.size))))
-
-
-def at_photo_size(out: torch.Tensor, photo: torch.Tensor, with_detail: bool) -> torch.Tensor:
-    """The painting resized to the photo's size; with_detail adds back DETAIL_KEPT of the photo's luminance detail finer
-    than the painting's size (large strokes, sharper outlines)."""
-    if out.shape[-2:] == photo.shape[-2:]:
-        return out
-    result = resized(out, photo.shape[-2:])
-    if with_detail:
-        luminance = photo.mean(dim=1, keepdim=True)
-        result = result + DETAIL_KEPT * (luminance - resized(resized(luminance, out.shape[-2:]), photo.shape[-2:]))
-    return result.clamp(0, 1)
-
-
-def keep_luminance_only(stylized: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
-    """Luminance from the stylised image, chroma (U, V) from the content."""
-    yuv = rgb_to_yuv(stylized.float())
-    yuv[:, 1:] = rgb_to_yuv(content.float())[:, 1:]
-    return yuv_to_rgb(yuv).clamp(0, 1)

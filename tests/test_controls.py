@@ -80,7 +80,7 @@ def test_bad_controls_are_one_line_errors(default):
         with pytest.raises((ImageInputError, ValueError), match=words):
             default(CONTENT, STYLE_A, max_side=64, variant="quality", **kwargs)
     for kwargs, words in (({"styles": [STYLE_A] * 5}, "1 to 4 styles"), ({"styles": [STYLE_A, STYLE_B], "style_weights": [1]}, "2 styles but 1"),
-                          ({"styles": [STYLE_A, STYLE_B], "style_weights": [0, 0]}, "not all 0")):
+                          ({"styles": [STYLE_A, STYLE_B], "style_weights": [0, 0]}, "must not all be 0")):
         with pytest.raises(ValueError, match=words):
             default(CONTENT, max_side=64, **kwargs)
 

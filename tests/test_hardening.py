@@ -21,7 +21,8 @@ from PIL import Image
 import train.train as train_mod
 from stylize.checkpoint import CheckpointError
 from stylize.images import ImageInputError, load_image
-from stylize.pipeline import Stylizer, tensor_bytes
+from stylize.encoding_cache import tensor_bytes
+from stylize.pipeline import Stylizer
 
 from .conftest import REPO
 from .test_pipeline import photo
@@ -182,9 +183,9 @@ def test_ctrl_c_ends_with_one_line_and_no_partial_file(tiny_model_dir, tmp_path)
 
 def test_cli_max_side_above_the_limit_is_clamped_and_said(tiny_model_dir, cli_files, monkeypatch):
     import stylize.checks as checks
-    import stylize.pipeline as pipeline
+    import stylize.picture as picture
 
-    for module in (checks, pipeline):
+    for module in (checks, picture):
         monkeypatch.setattr(module, "MAX_SIDE", 80)
     stylizer = Stylizer.from_pretrained(tiny_model_dir, device="cpu")
     with pytest.warns(UserWarning, match="max side 5000 is above the limit of 80 px"):

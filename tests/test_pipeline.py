@@ -141,7 +141,7 @@ def test_stylize_steps_yields_the_one_pass_result_then_each_refine_step(stylizer
 
 
 def test_the_cpu_paints_in_bf16_only_where_amx_makes_it_fast(monkeypatch):
-    from stylize.pipeline import pick_dtype
+    from stylize.devices import pick_dtype
 
     for has_amx, dtype in ((True, torch.bfloat16), (False, torch.float32)):
         monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: has_amx)

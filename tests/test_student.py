@@ -112,7 +112,7 @@ def test_distill_trains_saves_resumes_exactly_and_installs_beside_its_teacher(da
 def test_distill_with_amp_trains_on_the_losses_of_fp32(data_dirs, tiny_model_dir, tmp_path, monkeypatch, caplog):  # noqa: F811
     """--amp (bf16 autocast, for CUDA and CPUs with AMX): the first step's loss terms, same draws and weights, as in fp32.
     On a CPU without AMX it still runs, and says that bf16 is emulated there."""
-    from stylize.pipeline import EMULATED_AMP_WARNING
+    from train.runs import EMULATED_AMP_WARNING
 
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
     logged, warned = {}, {}

@@ -320,7 +320,7 @@ def test_nothing_is_decoded_before_the_first_step(data_dirs, tmp_path, monkeypat
 
 
 def test_amp_on_a_cpu_without_amx_warns_that_bf16_is_emulated(tmp_path, monkeypatch, caplog):
-    from stylize.pipeline import EMULATED_AMP_WARNING
+    from train.runs import EMULATED_AMP_WARNING
 
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
     missing = str(tmp_path / "nope")  # the warning comes first, before the data folders fail

@@ -33,11 +33,11 @@ from stylize.checkpoint import (
 from stylize.encoder import DOWNSAMPLE, TAPS
 from stylize.generator import Generator
 from stylize.lambda_spec import LambdaSpec
-from stylize.pipeline import EMULATED_AMP_WARNING, bf16_is_emulated, pick_device
+from stylize.devices import bf16_is_emulated, pick_device
 from stylize.student import Student
 from stylize.images import read_name_list
 from train.data import Examples, ImageSource, loader, worker_count
-from train.runs import EVERY, append_log_row, check_option_ranges, claim_run_folder, start_log
+from train.runs import EMULATED_AMP_WARNING, EVERY, append_log_row, check_option_ranges, claim_run_folder, start_log
 
 log = logging.getLogger("stylize.distill")
 

@@ -9,6 +9,7 @@ from stylize.checkpoint import atomic_write
 
 log = logging.getLogger("stylize.train")
 
+EMULATED_AMP_WARNING = "--amp on a CPU without AMX: bf16 is emulated here and runs several times slower than fp32; drop --amp"
 # What a run leaves in its folder; any of them means the folder holds a run someone may want back.
 RUN_ENTRIES = ("log.csv", "resume.pt", "distill.pt", "model", "fast", "samples")
 

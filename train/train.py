@@ -38,11 +38,12 @@ from stylize.discriminator import MultiScaleDiscriminator, style_code
 from stylize.encoder import TAP_CHANNELS, VGGEncoder
 from stylize.generator import Generator, cycle
 from stylize.hub import HubError, HubUploader, model_card
-from stylize.images import read_name_list, to_pil
+from stylize.images import fit_size, paste_grid, read_name_list, to_pil
 from stylize.lambda_spec import FIXED_NORMALIZERS, LAMBDA_NAMES, TRAINING_DEFAULTS, TRAINING_RANGES, LambdaSpec
-from stylize.pipeline import EMULATED_AMP_WARNING, Stylizer, bf16_is_emulated, pick_device
+from stylize.devices import bf16_is_emulated, pick_device
+from stylize.pipeline import Stylizer
 from train.data import Examples, ImageSource, loader, worker_count
-from train.runs import EVERY, append_log_row, check_option_ranges, claim_run_folder, start_log
+from train.runs import EMULATED_AMP_WARNING, EVERY, append_log_row, check_option_ranges, claim_run_folder, start_log
 
 log = logging.getLogger("stylize.train")
 
@@ -356,11 +357,26 @@ def load_checkpoint(path: Path, cfg: TrainConfig, G: Generator, D, opt_g, opt_d,
     return state["step"], normalizers, state.get("stage")
 
 
+def lambda_sweep_grid(stylizer: Stylizer, contents: list[Image.Image], styles: list[Image.Image], tile: int = 192) -> Image.Image:
+    """Rows: each (content, style) pair. Columns: content | style | default lambdas | low and high of each lambda."""
+    settings = [{}] + [{name: stylizer.lambda_ranges[name][i]} for name in LAMBDA_NAMES for i in (0, 1)]
+    rows = []
+    for content in contents:
+        for style in styles:
+            content_tile = fit_size(content, tile)
+            cells = [content_tile, fit_size(style, tile)]
+            content_enc, style_enc = stylizer.encode_content(content_tile), stylizer.encode_style(style)
+            for overrides in settings:
+                cells.append(to_pil(stylizer.stylize_tensor(content_enc, style_enc, stylizer.resolve_lambdas(overrides))))
+            rows.append(cells)
+    return paste_grid(rows, (max(c.width for row in rows for c in row), max(c.height for row in rows for c in row)))
+
+
 def write_samples(out: Path, step: int, G: Generator, config: dict, sources: tuple[ImageSource, ImageSource], size: int):
     """The sample grid, through the inference pipeline on a copy of G (training state untouched)."""
     stylizer = Stylizer(copy.deepcopy(G).float(), config, device=next(G.parameters()).device, dtype=torch.float32)
     contents, styles = ([to_pil(source.image(i, size).float() / 255) for i in (0, len(source) // 2)] for source in sources)
-    grid = stylizer.lambda_sweep_grid(contents, styles, tile=min(size, 192))
+    grid = lambda_sweep_grid(stylizer, contents, styles, tile=min(size, 192))
     path = out / "samples" / f"step_{step:06d}.png"
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, lambda tmp: grid.save(tmp, format="PNG"))
