@@ -15,24 +15,21 @@ from pathlib import Path
 
 import gradio as gr
 from gradio.utils import get_upload_folder
-from PIL import ImageChops
 from starlette.middleware import Middleware
 
 from stylize.checkpoint import CheckpointError
 from stylize.lambda_spec import LAMBDA_NAMES
 from stylize.images import ImageInputError
-from stylize.checks import MAX_SIDE, MAX_STYLES, STROKE_SCALES
+from stylize.checks import MAX_STYLES, STROKE_SCALES
 from stylize.pipeline import Stylizer
-from stylize.serving import DiskBudget, RendersFirst, ResultFiles, UploadBudget
+from stylize.serving import DiskBudget, RendersFirst, ResultFiles, UploadBudget, gpu_seconds, shown_at_most_every
+from stylize.web import Request, describe, refine_budget
+from stylize.web_components import image_upload, region_painter
 
 EXAMPLES = Path(__file__).resolve().parent / "examples"
-LAMBDA_INFO = {
-    "content": "keep the photo's structure",
-    "style": "match the painting's textures and colours",
-    "tv": "smoothness (total variation)",
-    "adv": "look like a real painting (discriminator)",
-    "cycle": "stay invertible back to the photo",
-}
+LAMBDA_INFO = {"content": "keep the photo's structure", "style": "match the painting's textures and colours",
+               "tv": "smoothness (total variation)", "adv": "look like a real painting (discriminator)",
+               "cycle": "stay invertible back to the photo"}
 RESOLUTIONS = [256, 384, 512, 768, 1024, 1536, 2048]
 DEFAULT_RESOLUTION = 512
 # One disk budget holds every upload and every result (STYLIZE_DISK_MB); what nobody has used for UNUSED_SECONDS goes,
@@ -57,12 +54,6 @@ MAX_PAINT_HARDER_SECONDS = 60
 PREVIEW_EVERY_S = 1.0  # refine shows its picture at most this often (each one a PNG written and copied)
 # The λ sliders move log10 λ: their own number box and log-valued ends are hidden; the box beside each shows λ.
 CSS = ".lambda-slider input[type=number], .lambda-slider .min_value, .lambda-slider .max_value { display: none; }"
-
-
-def gpu_seconds(resolution: int, refine_seconds: float = 0) -> int:
-    """The ZeroGPU slot a request asks for: the worker's start-up and a first encoding (~10 s; a one-pass render is
-    5-50 ms at 512-2048 px on an H200), a second more at 2048 px for the pictures' transfers, plus refine's budget."""
-    return math.ceil(10 + min(resolution, MAX_SIDE) / 2048 + refine_seconds)
 
 
 def on_zero_gpu(duration):
@@ -100,56 +91,30 @@ def refine(content, options: dict, seconds: float, steps: int = 0):
             renders_first.wait_for_renders()
 
 
-def checked(content, style, lambdas: dict, strength, preserve_color, resolution, variant, stroke_scale=1.0,
-            mix: tuple = (), weights: tuple = (), mask=None, outside_style=None) -> dict:
-    """The page's or an API caller's settings as Stylizer keyword arguments; a gr.Error in one line where they are wrong.
-    mix, weights: the further styles of a mix (empty slots left out) and every style's weight, the first's first."""
-    if content is None or style is None:
-        raise gr.Error("Add a content photo and a style image first.")
-    images = [image for image in (content, style, *mix, mask, outside_style) if isinstance(image, str)]
-    if not all(Path(image).is_file() for image in images):
+def request_options(inputs: dict, regions: bool = True) -> tuple[Request, dict]:
+    """The request and its Stylizer arguments; a gr.Error in one line where a setting is wrong or an upload is gone."""
+    request = Request.from_inputs(inputs, DEFAULT_VARIANT)
+    if not all(Path(image).is_file() for image in request.images()):
         raise gr.Error(f"An image was removed after {UNUSED_SECONDS / 60:g} minutes unused, or to make room: upload it again.")
-    disk.touch(*images)
-    if variant not in stylizer.variants:
-        raise gr.Error(f"model must be one of: {', '.join(stylizer.variants)}")
+    disk.touch(*request.images())
     try:
-        options = dict(lambdas={n: float(v) for n, v in lambdas.items()}, strength=float(strength),
-                       preserve_color=bool(preserve_color), max_side=int(resolution), variant=variant,
-                       stroke_scale=float(stroke_scale))
-        used = [(s, float(w)) for s, w in zip((style, *mix), weights or [1.0] * (1 + len(mix))) if s is not None]
-    except (TypeError, ValueError):
-        raise gr.Error("λ, strength, stroke size, weights and resolution must be numbers.") from None
-    if len(used) == 1:
-        options["style"] = style
-    else:
-        options["styles"], options["style_weights"] = [s for s, _ in used], [w for _, w in used]
-    if mask is not None:
-        options.update(mask=mask, outside_style=outside_style)
-    return options
+        return request, request.options(stylizer.variants, regions)
+    except ValueError as err:
+        raise gr.Error(str(err)) from None
 
 
-def describe(image, elapsed: float, options: dict, note: str = "") -> str:
-    weights = ", ".join(f"{n} {v:.3g}" for n, v in options["lambdas"].items())
-    mix = f" · {len(options['styles'])} styles mixed" if "styles" in options else ""
-    region = " · painted regions" if "mask" in options else ""
-    return (f"**{image.width}×{image.height}** in **{elapsed:.2f} s** on `{stylizer.device}`, {stylizer.precision} "
-            f"({options['variant']}) · "
-            f"λ: {weights}{mix}{region}{note}")
+def described(image, elapsed: float, options: dict, note: str = "") -> str:
+    return describe(image, elapsed, options, stylizer.device, stylizer.precision, note)
 
 
-def stylize(content, style, strength=1.0, preserve_color=False, resolution=DEFAULT_RESOLUTION, variant=None, stroke_scale=1.0,
-            style_2=None, style_3=None, style_4=None, weight_1=1.0, weight_2=1.0, weight_3=1.0, weight_4=1.0, mask=None,
-            outside_style=None, **lambdas):
-    """Content photo + style image -> ((photo, stylized) for the before/after view, the stylized PNG, a summary).
-    λ as lambda_content=..., lambda_style=... (their checkpoint defaults where left out); one forward pass.
-    style_2..4 with weight_1..4: a mix; mask (white = style) with outside_style (else the photo stays): regions;
-    stroke_scale: brush strokes larger (up to 2) or smaller (down to 0.5)."""
-    options = checked(content, style, {n.removeprefix("lambda_"): v for n, v in lambdas.items()}, strength, preserve_color,
-                      resolution, variant or DEFAULT_VARIANT, stroke_scale, (style_2, style_3, style_4),
-                      (weight_1, weight_2, weight_3, weight_4), mask, outside_style)
-    image, elapsed = painted(content, options)
-    pair, download = results.pair(content, image)
-    return pair, download, describe(image, elapsed, options)
+def stylize(style_2=None, style_3=None, style_4=None, mask=None, outside_style=None, **inputs):
+    """API /stylize: ((photo, stylized) for the before/after view, the stylized PNG, a summary) in one forward pass.
+    Parameters: build_demo's names (λ itself: lambda_style=...); the images named here are optional."""
+    request, options = request_options({**inputs, "style_2": style_2, "style_3": style_3, "style_4": style_4,
+                                        "mask": mask, "outside_style": outside_style})
+    image, elapsed = painted(request.content, options)
+    pair, download = results.pair(request.content, image)
+    return pair, download, described(image, elapsed, options)
 
 
 def painted(content, options: dict):
@@ -161,80 +126,39 @@ def painted(content, options: dict):
         raise gr.Error(str(err)) from None
 
 
-def refine_steps(content, style, strength=1.0, preserve_color=False, resolution=DEFAULT_RESOLUTION, variant=None,
-                 seconds=PAINT_HARDER_SECONDS, steps=0, stroke_scale=1.0, style_2=None, style_3=None, style_4=None,
-                 weight_1=1.0, weight_2=1.0, weight_3=1.0, weight_4=1.0, progress=gr.Progress(), **lambdas):
-    """Optimizes the picture with exactly these λ for `seconds` (at most MAX_PAINT_HARDER_SECONDS), or `steps` steps
-    where that ends first (0: as many as fit), showing it as it goes."""
-    options = checked(content, style, {n.removeprefix("lambda_"): v for n, v in lambdas.items()}, strength, preserve_color,
-                      resolution, variant or DEFAULT_VARIANT, stroke_scale, (style_2, style_3, style_4),
-                      (weight_1, weight_2, weight_3, weight_4))
-    yield from refined(content, options, seconds, steps, progress)
+def refine_steps(style_2=None, style_3=None, style_4=None, progress=gr.Progress(), **inputs):
+    """API /refine: optimizes the picture with exactly these λ for `seconds` (at most MAX_PAINT_HARDER_SECONDS), or
+    `steps` steps where that ends first (0: as many as fit), showing it as it goes."""
+    request, options = request_options({**inputs, "style_2": style_2, "style_3": style_3, "style_4": style_4}, regions=False)
+    yield from refined(request.content, options, inputs.get("seconds", PAINT_HARDER_SECONDS), inputs.get("steps", 0), progress)
 
 
 def refined(content, options: dict, seconds, steps, progress):
     """The outputs as refine goes: the one-pass picture, then the refined one at most every PREVIEW_EVERY_S, and the
     last. Stop (a cancel) leaves the last one shown and its download."""
     try:
-        seconds, steps = float(seconds), int(steps or 0)
-    except (TypeError, ValueError):
-        raise gr.Error("seconds and steps must be numbers.") from None
-    if not (0 < seconds <= MAX_PAINT_HARDER_SECONDS and steps >= 0):
-        raise gr.Error(f"seconds must be in (0, {MAX_PAINT_HARDER_SECONDS}] and steps a whole number >= 0.")
-    started, last_shown, unshown = time.perf_counter(), 0.0, None
-    progress((0, round(seconds)), desc="painting harder", unit="s")
-
-    def outputs(done, picture, elapsed):
-        note = f" · painted harder: {done} refine step{'s' * (done != 1)}" if done else " · one pass; painting harder…"
-        pair, download = results.pair(content, picture)
-        return pair, download, describe(picture, elapsed, options, note)
-
-    try:
-        for done, picture in refine(content, options, seconds, steps):
-            elapsed = time.perf_counter() - started
+        seconds, steps = refine_budget(seconds, steps, MAX_PAINT_HARDER_SECONDS)
+        progress((0, round(seconds)), desc="painting harder", unit="s")
+        for done, picture, elapsed in shown_at_most_every(refine(content, options, seconds, steps), PREVIEW_EVERY_S):
             progress((min(round(elapsed), round(seconds)), round(seconds)), desc="painting harder", unit="s")
-            unshown = done, picture, elapsed
-            if done == 0 or time.perf_counter() - last_shown >= PREVIEW_EVERY_S:
-                last_shown, unshown = time.perf_counter(), None
-                yield outputs(done, picture, elapsed)
-        if unshown is not None:
-            yield outputs(*unshown)
+            note = f" · painted harder: {done} refine step{'s' * (done != 1)}" if done else " · one pass; painting harder…"
+            pair, download = results.pair(content, picture)
+            yield pair, download, described(picture, elapsed, options, note)
     except (ImageInputError, ValueError) as err:
         raise gr.Error(str(err)) from None
-
-
-def from_log_sliders(logs: dict) -> dict:
-    """The page's sliders move log10 λ: {"log_style": 1} -> {"style": 10.0}."""
-    return {n: 10.0 ** float(logs[f"log_{n}"]) for n in LAMBDA_NAMES}
-
-
-def painted_mask(layers: list | None, mask_upload):
-    """The region the style applies to: the uploaded mask, else what was painted on the photo (the layers' opaque
-    pixels); None where neither holds anything."""
-    if mask_upload is not None:
-        return mask_upload
-    if not layers:
-        return None
-    alpha = layers[0].getchannel("A")
-    for layer in layers[1:]:
-        alpha = ImageChops.lighter(alpha, layer.getchannel("A").resize(alpha.size))
-    return alpha if alpha.getextrema()[1] > 0 else None
 
 
 def previews(variant: str) -> bool:
     return PREVIEWS and variant == "quality" and "fast" in stylizer.variants and stylizer.device.type == "cpu"
 
 
-def stylize_page(content, style, strength, preserve_color, resolution, variant, stroke_scale, style_2, style_3, style_4,
-                 weight_1, weight_2, weight_3, weight_4, region, mask_upload, outside_style, **logs):
+def stylize_page(**inputs):
     """Yields the page's outputs: on a CPU for the quality model, the fast student's picture first; then the picture;
     then its PNG for the download (written after the picture is on its way)."""
-    options = checked(content, style, from_log_sliders(logs), strength, preserve_color, resolution, variant or DEFAULT_VARIANT,
-                      stroke_scale, (style_2, style_3, style_4), (weight_1, weight_2, weight_3, weight_4),
-                      painted_mask(region, mask_upload), outside_style)
+    request, options = request_options(inputs)
     if previews(options["variant"]):
-        yield viewed(content, {**options, "variant": "fast"}, PREVIEW_NOTE)[1]
-    image, outputs = viewed(content, options)
+        yield viewed(request.content, {**options, "variant": "fast"}, PREVIEW_NOTE)[1]
+    image, outputs = viewed(request.content, options)
     yield outputs
     yield gr.skip(), results.download(image), gr.skip()
 
@@ -242,41 +166,14 @@ def stylize_page(content, style, strength, preserve_color, resolution, variant, 
 def viewed(content, options: dict, note: str = "") -> tuple:
     """(the picture, the page's outputs for it): shown, with nothing to download yet."""
     image, elapsed = painted(content, options)
-    return image, (results.view(content, image), None, describe(image, elapsed, options, note))
+    return image, (results.view(content, image), None, described(image, elapsed, options, note))
 
 
-def refine_page(content, style, strength, preserve_color, resolution, variant, seconds, stroke_scale, style_2, style_3, style_4,
-                weight_1, weight_2, weight_3, weight_4, region, mask_upload, progress=gr.Progress(), **logs):
-    if painted_mask(region, mask_upload) is not None:
+def refine_page(progress=gr.Progress(), **inputs):
+    request, options = request_options(inputs, regions=False)
+    if request.mask is not None:
         gr.Info("Refine works on the whole picture: painted regions apply to Stylize only.")
-    options = checked(content, style, from_log_sliders(logs), strength, preserve_color, resolution, variant or DEFAULT_VARIANT,
-                      stroke_scale, (style_2, style_3, style_4), (weight_1, weight_2, weight_3, weight_4))
-    yield from refined(content, options, seconds, 0, progress)
-
-
-def image_upload(label: str, elem_id: str, sources=("upload", "clipboard"), **options) -> gr.Image:
-    """An image input that hands the uploaded file's path on undecoded: the pipeline's loader handles
-    every mode and explains a broken file, where Gradio's own decoding fails with an internal error."""
-    component = gr.Image(label=label, type="filepath", sources=list(sources), elem_id=elem_id, **options)
-    component.preprocess = lambda payload: None if payload is None else payload.path
-    return component
-
-
-def region_painter(label: str, elem_id: str) -> gr.ImageEditor:
-    """A brush over the photo that hands on only the painted layers (RGBA). The editor's background and composite are
-    the photo itself: Gradio's own preprocessing decoded both on every slider move, 0.25 s of it at 2048 px."""
-    component = gr.ImageEditor(label=label, type="pil", sources=[], format="png", layers=False, elem_id=elem_id,
-                               brush=gr.Brush(colors=["#ff3355"], default_size=40))
-
-    def painted_layers(payload) -> list | None:
-        if payload is None:
-            return None
-        source = component.blob_storage.pop(payload.id, None) if payload.id is not None else payload
-        layers = (component.convert_and_format_image(layer) for layer in (source.layers if source else []))
-        return [layer for layer in layers if layer is not None]
-
-    component.preprocess = painted_layers
-    return component
+    yield from refined(request.content, options, inputs["seconds"], 0, progress)
 
 
 def build_demo() -> gr.Blocks:
@@ -346,7 +243,7 @@ def build_demo() -> gr.Blocks:
                        api_visibility="private")
         pairs = zip(sorted((EXAMPLES / "content").glob("*.jpg")), sorted((EXAMPLES / "style").glob("*.jpg")))
         gr.Examples(examples=[[str(c), str(s)] for c, s in pairs], inputs=[content, style], outputs=[output, download, info],
-                    fn=lambda c, s: stylize(c, s, **{f"lambda_{n}": v for n, v in defaults.items()}),
+                    fn=lambda c, s: stylize(content=c, style=s, **{f"lambda_{n}": v for n, v in defaults.items()}),
                     cache_examples=True, cache_mode="lazy", label="Examples (public domain / CC0, see examples/SOURCES.md)")
         gr.Examples(examples=[[str(s)] for s in sorted((EXAMPLES / "style").glob("*.jpg"))], inputs=[style], label="Example styles")
 

@@ -1,11 +1,14 @@
 """What a public app needs around the Stylizer: one disk budget for uploads and results, enforced on the upload route
 itself, result files written where the web server serves them, and slider renders before long refines."""
 import json
+import math
 import os
 import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
+
+from .checks import MAX_SIDE
 
 
 class DiskBudget:
@@ -199,3 +202,22 @@ class ResultFiles:
             self.fitted(content, "content", max(size)).resize(size).save(self.photos[key], quality=90)
         self.budget.touch(self.photos[key])
         return str(self.photos[key])
+
+
+def gpu_seconds(resolution: int, refine_seconds: float = 0) -> int:
+    """The ZeroGPU slot a request asks for: the worker's start-up and a first encoding (~10 s; a one-pass render is
+    5-50 ms at 512-2048 px on an H200), a second more at 2048 px for the pictures' transfers, plus refine's budget."""
+    return math.ceil(10 + min(resolution, MAX_SIDE) / 2048 + refine_seconds)
+
+
+def shown_at_most_every(steps, seconds: float):
+    """(done, picture, seconds since the start) of the first of `steps`' (done, picture), then at most one every
+    `seconds`, and always the last: what a page can take (each one a file written and sent)."""
+    started, last_shown, unshown = time.perf_counter(), 0.0, None
+    for done, picture in steps:
+        unshown = done, picture, time.perf_counter() - started
+        if done == 0 or time.perf_counter() - last_shown >= seconds:
+            last_shown, unshown = time.perf_counter(), None
+            yield done, picture, time.perf_counter() - started
+    if unshown is not None:
+        yield unshown

@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 from stylize.pipeline import Stylizer
+from stylize.web import painted_mask
 
 from common import serve_app
 
@@ -194,14 +195,14 @@ def test_the_region_painter_decodes_only_the_painted_layers(app_module, tmp_path
     layer.save(tmp_path / "layer.png")
     photo = FileData(path=str(not_an_image))
     layers = painter.preprocess(EditorData(background=photo, composite=photo, layers=[FileData(path=str(tmp_path / "layer.png"))]))
-    mask = app_module.painted_mask(layers, None)
+    mask = painted_mask(layers, None)
     assert mask.size == (40, 30) and mask.getpixel((10, 10)) == 255 and mask.getpixel((30, 10)) == 0
 
     # the browser sends the canvas as blobs under an id: the layers come from there, and the blobs are let go
     painter.blob_storage["canvas"] = EditorDataBlobs(background=b"not an image", composite=b"not an image",
                                                      layers=[(tmp_path / "layer.png").read_bytes()])
     assert [l.size for l in painter.preprocess(EditorData(id="canvas"))] == [(40, 30)] and not painter.blob_storage
-    assert app_module.painted_mask(painter.preprocess(EditorData(layers=[])), None) is None
+    assert painted_mask(painter.preprocess(EditorData(layers=[])), None) is None
     assert painter.preprocess(None) is None
 
 @contextmanager
