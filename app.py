@@ -22,6 +22,7 @@ from stylize.lambda_spec import LAMBDA_NAMES
 from stylize.images import ImageInputError
 from stylize.checks import MAX_STYLES, STROKE_SCALES
 from stylize.pipeline import Stylizer
+from stylize.tiling import poster_fits
 from stylize.serving import DiskBudget, RendersFirst, ResultFiles, UploadBudget, gpu_seconds, shown_at_most_every
 from stylize.web import Request, describe, refine_budget
 from stylize.web_components import image_upload, region_painter
@@ -30,7 +31,8 @@ EXAMPLES = Path(__file__).resolve().parent / "examples"
 LAMBDA_INFO = {"content": "keep the photo's structure", "style": "match the painting's textures and colours",
                "tv": "smoothness (total variation)", "adv": "look like a real painting (discriminator)",
                "cycle": "stay invertible back to the photo"}
-RESOLUTIONS = [256, 384, 512, 768, 1024, 1536, 2048]
+POSTERS = [side for side in (4096, 8192) if poster_fits(side)]  # painted in tiles; offered where the machine holds them
+RESOLUTIONS = [256, 384, 512, 768, 1024, 1536, 2048, *POSTERS]
 DEFAULT_RESOLUTION = 512
 # One disk budget holds every upload and every result (STYLIZE_DISK_MB); what nobody has used for UNUSED_SECONDS goes,
 # and past the budget the least recently used go first. At 2048 px a slider move writes ~9 MB (a JPEG to show, a PNG
@@ -203,7 +205,8 @@ def build_demo() -> gr.Blocks:
                                    info="larger or smaller brush strokes at the same output size", elem_id="stroke_scale")
                 preserve = gr.Checkbox(label="Preserve colour (luminance-only transfer)", value=False)
                 resolution = gr.Dropdown(RESOLUTIONS, value=DEFAULT_RESOLUTION, label="Output resolution (long side, px)",
-                                         elem_id="resolution")
+                                         elem_id="resolution", info="above 2048 px: a poster, painted in tiles (slower)"
+                                         if POSTERS else "no posters: this machine has too little memory free for them")
                 variant = gr.Radio(list(stylizer.variants), value=DEFAULT_VARIANT, label="Model", elem_id="variant",
                                    visible=len(stylizer.variants) > 1,
                                    info="fast: the distilled student (CPU speed) · quality: the VGG generator it learned from"

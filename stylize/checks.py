@@ -8,7 +8,7 @@ from pathlib import Path
 
 from .images import MIN_SIDE
 
-MAX_SIDE = 2048  # largest output side: 2048 px peaks at ~4.6 GB on the CPU; larger requests are clamped with a warning
+MAX_SIDE = 8192  # largest output side (posters: painted in tiles past 2048 px); larger requests are clamped with a warning
 MAX_STYLES = 4  # paintings in one mix
 STROKE_SCALES = (0.5, 2.0)  # the stroke-size control's range: the working size runs from twice to half the output's
 

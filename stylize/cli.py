@@ -29,7 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("style", nargs="?", help="style image (any painting): a file, a folder or a glob; or use --style")
     parser.add_argument("-o", "--output", type=Path, required=True,
                         help="output image (PNG, JPEG or WebP by suffix); a folder when CONTENT or STYLE holds several "
-                             "images (a batch run again replaces the pictures it wrote before)")
+                             "images (a batch run again replaces the pictures it wrote before: re-running with new settings is what a "
+                             "batch is re-run for; an input image is never written over)")
     parser.add_argument("--style", dest="mix", action="append", metavar="IMAGE",
                         help="a style of a mix, up to 4 times (in place of STYLE): --style a.jpg --style b.jpg")
     parser.add_argument("--style-weights", type=float, nargs="+", metavar="W",
@@ -39,7 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--stroke-scale", type=float, default=1.0,
                         help="brush strokes larger (up to 2) or smaller (down to 0.5) at the same output size (default %(default)s)")
     parser.add_argument("--max-side", type=int, default=1024,
-                        help="the content is downscaled to this long side, 64 to 2048 (larger is clamped; default %(default)s)")
+                        help="the content is downscaled to this long side, 64 to 8192 (larger is clamped; above 2048 a poster, "
+                             "painted in tiles with strokes that grow with it; default %(default)s)")
     for name in LAMBDA_NAMES:
         parser.add_argument(f"--lambda-{name}", type=float, default=None,
                             help=f"{name} loss weight (default: the checkpoint's; clamped to its trained range)")

@@ -7,7 +7,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-MAX_PIXELS = 64_000_000  # decoded size refused above this (decompression bombs)
+MAX_PIXELS = 8192 * 8192  # decoded size refused above this (decompression bombs); an 8K x 8K photo is admitted
 MIN_SIDE = 64  # smaller images are upscaled to this short side: VGG's relu4_1 needs 8 px
 MAX_ASPECT = 20
 

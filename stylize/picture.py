@@ -16,6 +16,7 @@ MASK_FEATHER = 0.01  # a region mask's edge is blurred over this share of the ph
 # the encoders' zero padding otherwise paints a frame and stripes along the edges (bench/border.py). Two cells of the
 # 1/8 grid; 8 % more pixels at 1024 px.
 CONTENT_MARGIN = 16
+POSTER_FROM = 2048
 
 
 def with_margin(image_or_map, margin: int = CONTENT_MARGIN):
@@ -28,6 +29,13 @@ def with_margin(image_or_map, margin: int = CONTENT_MARGIN):
 def without_margin(picture: torch.Tensor, margin: int = CONTENT_MARGIN) -> torch.Tensor:
     """The picture of a photo given `with_margin`, cut back to the photo (explicit ends: any margin, 0 too)."""
     return picture[..., margin:picture.shape[-2] - margin, margin:picture.shape[-1] - margin]
+
+
+def poster_stroke_factor(long_side: int) -> float:
+    """How much larger the strokes are painted on a picture this large: 1 up to POSTER_FROM px, then growing as the
+    square root of the side (at 8192 px, twice), so that a poster's strokes stay strokes a viewer sees, not a texture
+    finer than print shows (bench/results/poster.md); the stroke-size control multiplies it."""
+    return max(1.0, long_side / POSTER_FROM) ** 0.5
 
 
 def painting_size(photo: Image.Image, stroke_scale: float) -> Image.Image:

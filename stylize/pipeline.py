@@ -24,12 +24,15 @@ from .generator import Generator, StyleEncoding, StyleMix
 from .hub import resolve_model_folder
 from .images import fit_size, load_image, load_mask, to_pil, to_tensor
 from .lambda_spec import LambdaSpec
-from .picture import at_photo_size, feathered, keep_luminance_only, painting_size, with_margin, without_margin
+from .picture import (
+    at_photo_size, feathered, keep_luminance_only, painting_size, poster_stroke_factor, with_margin, without_margin,
+)
 from .refine import refine as refined_pictures
 from .student import Student
+from .tiling import ONE_PASS_SIDE, poster_steps
 
 VARIANTS = ("quality", "fast")  # the VGG generator (the teacher); its distilled student, for CPUs
-FITTED_IMAGES = 8  # decoded image files kept for repeated calls: 8 at 2048 px hold ~100 MB
+FITTED_IMAGES, FITTED_BYTES = 8, 512 * 2**20  # decoded image files kept for repeated calls: 8 at 2048 px hold ~100 MB
 
 
 class Stylizer:
@@ -206,6 +209,7 @@ class Stylizer:
         lambda_tensor = self.resolve_lambdas(lambdas)
         style_images, weights = checked_styles(style, styles, style_weights)
         photo = self.fitted(content, "content", max_side)
+        stroke_scale *= poster_stroke_factor(max(photo.size))
         work_image = painting_size(photo, stroke_scale)
         style_images = [self.fitted(s, f"style {i + 1}" if len(style_images) > 1 else "style", self.style_max_side)
                         for i, s in enumerate(style_images)]  # fitted once: encode_style's own fit is then a no-op
@@ -219,6 +223,11 @@ class Stylizer:
                 style_arg = StyleMix([*inside.styles, outside], [*(w * region for w in inside.weights), 1 - region])
             else:
                 strength_arg = strength * region
+        if max(work_image.size) > ONE_PASS_SIDE:
+            yield from poster_steps(self, photo, work_image, style_arg, lambda_tensor, strength_arg, variant, preserve_color,
+                                    stroke_scale > 1, refining and dict(style_images=style_images, weights=weights,
+                                    lambdas=lambda_tensor, steps=refine_steps or None, seconds=refine_seconds or None, seed=seed))
+            return
         photo_tensor = to_tensor(photo)
 
         def finish(out: torch.Tensor) -> Image.Image:
@@ -245,7 +254,8 @@ class Stylizer:
         key = (str(source), stat.st_mtime_ns, stat.st_size, max_side)
         if key not in self._fitted:
             self._fitted[key] = fit_size(load_image(source, name), max_side)
-            while len(self._fitted) > FITTED_IMAGES:
+            while len(self._fitted) > 1 and (len(self._fitted) > FITTED_IMAGES or
+                                             sum(3 * i.width * i.height for i in self._fitted.values()) > FITTED_BYTES):
                 self._fitted.popitem(last=False)
         self._fitted.move_to_end(key)
         return self._fitted[key]

@@ -206,8 +206,9 @@ class ResultFiles:
 
 def gpu_seconds(resolution: int, refine_seconds: float = 0) -> int:
     """The ZeroGPU slot a request asks for: the worker's start-up and a first encoding (~10 s; a one-pass render is
-    5-50 ms at 512-2048 px on an H200), a second more at 2048 px for the pictures' transfers, plus refine's budget."""
-    return math.ceil(10 + min(resolution, MAX_SIDE) / 2048 + refine_seconds)
+    5-50 ms at 512-2048 px on an H200), a second per 2048 x 2048 px for the pictures' finishing and transfers (a poster
+    is finished on the CPU), plus refine's budget."""
+    return math.ceil(10 + (min(resolution, MAX_SIDE) / 2048) ** 2 + refine_seconds)
 
 
 def shown_at_most_every(steps, seconds: float):
