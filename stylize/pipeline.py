@@ -170,7 +170,7 @@ class Stylizer:
         (larger values are clamped with a warning); bad input raises stylize.images.ImageInputError, bad numbers
         ValueError. variant: "quality" or "fast" (default: the one from_pretrained chose).
         controls (see stylize_steps): styles, style_weights (a mix), mask, outside_style (regions), stroke_scale,
-        refine_seconds.
+        refine_seconds, progress.
         """
         for image in self.stylize_steps(content, style, lambdas, strength, preserve_color, max_side, refine_steps, seed,
                                         variant, **controls):
@@ -181,7 +181,7 @@ class Stylizer:
                       preserve_color: bool = False, max_side: int = 1024, refine_steps: int = 0,
                       seed: int | None = None, variant: str | None = None, *, styles: list | None = None,
                       style_weights: list[float] | None = None, mask=None, outside_style=None,
-                      stroke_scale: float = 1.0, refine_seconds: float | None = None) -> Iterator[Image.Image]:
+                      stroke_scale: float = 1.0, refine_seconds: float | None = None, progress=None) -> Iterator[Image.Image]:
         """What __call__ computes, one picture at a time: the one-pass result, then the image after each refine step.
         A caller may stop early (a time budget, a Stop button) and keep the last picture it got.
 
@@ -190,7 +190,8 @@ class Stylizer:
         stroke_scale: brush strokes larger (up to 2) or smaller (down to 0.5) at the same output size: the model paints
         the photo at its size divided by this, and larger strokes get some of the photo's fine detail back.
         refine_seconds: refine for this long (the one-pass picture not counted), as many steps as fit; with refine_steps
-        too, whichever ends first. A stronger painting on any machine: docs/usage.md."""
+        too, whichever ends first. A stronger painting on any machine: docs/usage.md.
+        progress: called with (tiles done, tiles in all) while a poster (painted past 2048 px) is painted."""
         strength = checked_number(strength, "strength", 0.0, 1.0)
         preserve_color = checked_flag(preserve_color, "preserve_color")
         refine_steps = checked_number(refine_steps, "refine steps", 0, whole=True)
@@ -226,7 +227,8 @@ class Stylizer:
         if max(work_image.size) > ONE_PASS_SIDE:
             yield from poster_steps(self, photo, work_image, style_arg, lambda_tensor, strength_arg, variant, preserve_color,
                                     stroke_scale > 1, refining and dict(style_images=style_images, weights=weights,
-                                    lambdas=lambda_tensor, steps=refine_steps or None, seconds=refine_seconds or None, seed=seed))
+                                    lambdas=lambda_tensor, steps=refine_steps or None, seconds=refine_seconds or None, seed=seed),
+                                    progress)
             return
         photo_tensor = to_tensor(photo)
 

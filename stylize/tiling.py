@@ -75,9 +75,11 @@ def stat_feats(encoding) -> list[torch.Tensor]:
     return list(encoding.feats)[len(encoding.feats) - len(encoding.stats):]
 
 
-def paint(model, picture: np.ndarray, style, lambdas: torch.Tensor, strength, core: int, device, dtype) -> np.ndarray:
+def paint(model, picture: np.ndarray, style, lambdas: torch.Tensor, strength, core: int, device, dtype,
+          progress=None) -> np.ndarray:
     """The painting of a `canvas` (H, W, 3) uint8 by `model` (a generator or a student), tile by tile: (H, W, 3) float16.
-    style and strength as a decode takes them, any maps laid out as the canvas (map_canvas)."""
+    style and strength as a decode takes them, any maps laid out as the canvas (map_canvas). progress(done, total) is
+    called after each tile of either pass."""
     height, width = picture.shape[:2]
     grid = tiles(height, width, core)
 
@@ -85,6 +87,14 @@ def paint(model, picture: np.ndarray, style, lambdas: torch.Tensor, strength, co
         top, left, bottom, right = tile.crop
         crop = torch.from_numpy(picture[top:bottom, left:right]).permute(2, 0, 1)[None].float().div_(255)
         return model.encode_content(crop.to(device, dtype).contiguous(memory_format=torch.channels_last))
+
+    done = 0
+
+    def tile_done() -> None:
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(done, 2 * len(grid))
 
     sums = None
     for tile in grid:  # the whole picture's statistics, summed over the cores
@@ -97,6 +107,7 @@ def paint(model, picture: np.ndarray, style, lambdas: torch.Tensor, strength, co
             core_feat = feat[..., top:bottom, left:right].double()
             parts.append((core_feat.sum((0, 2, 3)), core_feat.square().sum((0, 2, 3)), core_feat[0, 0].numel()))
         sums = parts if sums is None else [(s + a, q + b, n + c) for (s, q, n), (a, b, c) in zip(sums, parts)]
+        tile_done()
     stats = []
     for total, squares, count in sums:
         mean = total / count
@@ -111,6 +122,7 @@ def paint(model, picture: np.ndarray, style, lambdas: torch.Tensor, strength, co
         top, left, bottom, right = (c - o for c, o in zip(tile.core, tile.crop[:2] * 2))
         core_out = out[0, :, top:bottom, left:right].float().clamp_(0, 1).permute(1, 2, 0).cpu().numpy()
         painting[tile.core[0]:tile.core[2], tile.core[1]:tile.core[3]] = core_out
+        tile_done()
     return painting
 
 
@@ -169,7 +181,7 @@ def thumbnail(painting: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
 
 
 def poster_steps(stylizer, photo: Image.Image, work_image: Image.Image, style, lambdas: torch.Tensor, strength,
-                 variant: str, preserve_color: bool, with_detail: bool, refine: dict | None) -> Iterator[Image.Image]:
+                 variant: str, preserve_color: bool, with_detail: bool, refine: dict | None, progress=None) -> Iterator[Image.Image]:
     """Stylizer.stylize_steps for a picture painted above ONE_PASS_SIDE: the one-pass picture tile by tile, then, where
     `refine` holds Stylizer.refine's arguments, the picture after each refine step, refine's change carried up to it."""
     from .refine import REFINE_SIDE, working_size
@@ -180,7 +192,7 @@ def poster_steps(stylizer, photo: Image.Image, work_image: Image.Image, style, l
     shape = picture.shape[:2]
     on_canvas = lambda value: cropped_map(value, lambda m: map_canvas(m, shape))  # noqa: E731
     painting = without_canvas_margin(paint(model, picture, on_canvas(style), lambdas.to(device), on_canvas(strength),
-                                           TILE_CORE[variant], device, dtype), work_image.size)
+                                           TILE_CORE[variant], device, dtype, progress), work_image.size)
     del picture
     yield finished(painting, photo, preserve_color, with_detail)
     if refine:
