@@ -30,6 +30,7 @@ LEGACY_ARCHITECTURE_KEYS = ("log_lambda_center", "log_lambda_halfwidth")
 # Installed: stylize/weights (pyproject maps the checkout's weights/ there); in a checkout or an editable install: weights/
 _INSTALLED_WEIGHTS = Path(__file__).resolve().parent / "weights"
 EMBEDDED_DIR = _INSTALLED_WEIGHTS if _INSTALLED_WEIGHTS.is_dir() else Path(__file__).resolve().parents[1] / "weights"
+STYLE_MAX_SIDE = 512  # paintings are fitted to this long side before encoding: what training writes, and the default
 # Each number a config.json may set, by type and range, checked before a network is built: a malformed folder can neither
 # fail deep inside a layer nor ask for more memory than any Stylize model needs (the largest shipped widths are 256).
 # (int or float, lowest, highest); a list setting holds such numbers.

@@ -10,6 +10,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.utils.parametrizations import spectral_norm
 
+from .functional import flat_stats
+
 
 def _patch_branch(base: int, layers: int) -> nn.Sequential:
     modules, cin = [], 3
@@ -23,7 +25,7 @@ def _patch_branch(base: int, layers: int) -> nn.Sequential:
 
 def style_code(stats: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
     """Per-tap VGG (mean, std) of a style image, each (B, C, 1, 1) -> (B, 2 * sum C): the critic's condition."""
-    return torch.cat([t.flatten(1) for pair in stats for t in pair], dim=1).float()
+    return flat_stats(stats).float()
 
 
 class MultiScaleDiscriminator(nn.Module):

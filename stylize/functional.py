@@ -27,6 +27,20 @@ def mean_std(feat: torch.Tensor, eps: float = 1e-5) -> tuple[torch.Tensor, torch
     return mean.view(b, c, 1, 1).to(feat.dtype), (var + eps).sqrt().view(b, c, 1, 1).to(feat.dtype)
 
 
+def flat_stats(stats: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+    """Per-tap (mean, std), each (B, C, 1, 1), as one (B, 2 * sum C) row each: tap by tap, mean before std."""
+    return torch.cat([t.flatten(1) for pair in stats for t in pair], dim=1)
+
+
+def adain_gain_bias(content_stats, style_stats, alpha) -> tuple[torch.Tensor, torch.Tensor]:
+    """strength * AdaIN + (1 - strength) * the content features, as feat * gain + bias:
+    alpha * ((f - mc) / sc * ss + ms) + (1 - alpha) * f. alpha: a number, (B, 1, 1, 1), or a map at the features'
+    resolution (then gain and bias are maps too)."""
+    (c_mean, c_std), (s_mean, s_std) = content_stats, style_stats
+    scale = s_std / c_std
+    return alpha * scale + (1 - alpha), alpha * (s_mean - c_mean * scale)
+
+
 def gram(feat: torch.Tensor) -> torch.Tensor:
     """Gram matrix F F^T / M, in float32. feat: (B, N, H, W) -> (B, N, N), M = H * W.
 

@@ -6,7 +6,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .encoder import DOWNSAMPLE, TAP_CHANNELS, TAPS, VGGEncoder, VggFeatures
-from .functional import mean_std, pad_to_multiple
+from .functional import adain_gain_bias, mean_std, pad_to_multiple
 from .lambda_spec import LAMBDA_NAMES, TRAINING_RANGES, log_normalization
 
 DECODER_TAPS = (2, 1, 0)  # the tap at the resolution each decoder level upsamples to
@@ -224,13 +224,9 @@ class Generator(nn.Module):
 
     @staticmethod
     def adain_gain_bias(content: ContentEncoding, style: StyleEncoding | StyleMix, tap: int, alpha: torch.Tensor):
-        """strength * AdaIN + (1 - strength) * the content features at tap `tap` (0..3), as feat * gain + bias:
-        alpha * ((f - mc) / sc * ss + ms) + (1 - alpha) * f. alpha is (B, 1, 1, 1), or a (B, 1, h, w) strength map
-        already at the tap's resolution (`at_resolution`; regions), which makes gain and bias maps too."""
-        (c_mean, c_std), feat = content.stats[tap], content.feats[tap]
-        s_mean, s_std = mixed_stats(style, tap, feat)
-        scale = s_std / c_std
-        return alpha * scale + (1 - alpha), alpha * (s_mean - c_mean * scale)
+        """functional.adain_gain_bias at tap `tap` (0..3); alpha (B, 1, 1, 1), or a (B, 1, h, w) strength map already at
+        the tap's resolution (`at_resolution`; regions)."""
+        return adain_gain_bias(content.stats[tap], mixed_stats(style, tap, content.feats[tap]), alpha)
 
     def fuse_level(self, content: ContentEncoding, style: StyleEncoding | StyleMix, tap: int, alpha: torch.Tensor) -> torch.Tensor:
         """The stylised features at tap `tap`: one multiply-add over the (large) map; at relu4_1 plus the attention."""

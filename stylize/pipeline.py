@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 
 from .checks import STROKE_SCALES, checked_flag, checked_max_side, checked_number, checked_styles
-from .checkpoint import CheckpointError, load_discriminator, load_model_folder, matching_student, STUDENT_DIR
+from .checkpoint import STUDENT_DIR, STYLE_MAX_SIDE, CheckpointError, load_discriminator, load_model_folder, matching_student
 from .devices import pick_device, pick_dtype, precision_name
 from .discriminator import MultiScaleDiscriminator, style_code
 from .encoding_cache import CACHE_BYTES, EncodingCache
@@ -49,7 +49,7 @@ class Stylizer:
         self._discriminator = discriminator.eval().to(self.device) if discriminator is not None else None
         self._critic_folder = None if discriminator is not None else model_folder
         self.config = config
-        self.style_max_side = config.get("style_max_side", 512)
+        self.style_max_side = config.get("style_max_side", STYLE_MAX_SIDE)
         self.lambda_spec = LambdaSpec.from_config(config["lambdas"])
         self.cache = EncodingCache(cache_bytes)
         self.encoder_calls = 0  # content + style encodings actually computed (cache misses)

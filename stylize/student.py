@@ -10,14 +10,14 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .functional import mean_std, pad_to_multiple
+from .encoder import DOWNSAMPLE
+from .functional import adain_gain_bias, flat_stats, mean_std, pad_to_multiple
 from .generator import (
     FiLMResBlock, StyleMix, at_resolution, conv3x3, conv3x3_upsampled, mixed_stats, normalized_log_lambdas, register_log_lambda_normalization,
     strength_tensor,
 )
 from .lambda_spec import LAMBDA_NAMES, TRAINING_RANGES
 
-DOWNSAMPLE = 8
 
 
 @dataclass
@@ -102,12 +102,7 @@ class Student(nn.Module):
     def encode_style(self, style: torch.Tensor) -> StudentStyle:
         feats = self.style_encoder(pad_to_multiple(style, DOWNSAMPLE)[0])
         stats = [mean_std(f) for f in feats]
-        return StudentStyle(stats, self.style_code(self.style_code_inputs(stats)))
-
-    @staticmethod
-    def style_code_inputs(stats: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
-        """(B, 2 * (w0 + w1 + w2)): mean and std at 1/2, then 1/4, then 1/8."""
-        return torch.cat([t.flatten(1) for pair in stats for t in pair], dim=1)
+        return StudentStyle(stats, self.style_code(flat_stats(stats)))  # mean and std at 1/2, then 1/4, then 1/8
 
     # --- fusion + decoding (one slider move) ----------------------------------------------
     def decode(self, content: StudentContent, style: StudentStyle | StyleMix, lambdas: torch.Tensor,
@@ -150,18 +145,11 @@ class Student(nn.Module):
         condition = torch.cat([p.expand(batch, -1, h, w) for p in parts], dim=1)
         return list((0.1 * self.film_mlp(condition.movedim(1, -1))).movedim(-1, 1).split(self.film_sizes, dim=1))
 
-    @torch.no_grad()
-    def cut_eighth_level(self) -> None:
-        """Zeroes the 1/8 level's way out (the upsampling conv), so that the level adds nothing to the picture."""
-        self.up_to_quarter[1].weight.zero_()
-        self.up_to_quarter[1].bias.zero_()
-
     @staticmethod
     def _adain(feat, content_stats, style_stats, alpha) -> torch.Tensor:
         """strength * AdaIN(feat) + (1 - strength) * feat, as one multiply-add."""
-        (c_mean, c_std), (s_mean, s_std) = content_stats, style_stats
-        scale = s_std / c_std
-        return torch.addcmul(alpha * (s_mean - c_mean * scale), feat, alpha * scale + (1 - alpha))
+        gain, bias = adain_gain_bias(content_stats, style_stats, alpha)
+        return torch.addcmul(bias, feat, gain)
 
     def forward(self, content, style, lambdas, strength: float | torch.Tensor = 1.0) -> torch.Tensor:
         return self.decode(self.encode_content(content), self.encode_style(style), lambdas, strength)

@@ -42,7 +42,7 @@ from train.runs import EMULATED_AMP_WARNING, EVERY, append_log_row, check_option
 log = logging.getLogger("stylize.distill")
 
 OPTION_RANGES = {
-    "size": (64, 4096), "style_size": (64, 4096), "batch_size": (1, 4096), "iters": (1, EVERY), "lr": (1e-12, 1),
+    "size": (64, 4096), "style_size": (64, 4096), "batch_size": (1, 4096), "iters": (1, EVERY), "lr": (0, 1),
     "default_share": (0, 1), "pixel_weight": (0, EVERY), "feature_weight": (0, EVERY), "texture_weight": (0, EVERY),
     "objective_weight": (0, EVERY), "widths": (1, 512), "blocks": (0, 16), "code_dim": (1, 1024), "film_hidden": (1, 1024),
     "negative_slope": (0, 1), "seed": (0, 2**63 - 1), "workers": (-1, 64), "log_every": (1, EVERY),

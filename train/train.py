@@ -31,7 +31,7 @@ from tqdm import tqdm
 
 from stylize import losses
 from stylize.checkpoint import (
-    EMBEDDED_DIR, VGG_FILE, CheckpointError, atomic_write, load_discriminator, load_model_folder, load_resume_state,
+    EMBEDDED_DIR, STYLE_MAX_SIDE, VGG_FILE, CheckpointError, atomic_write, load_discriminator, load_model_folder, load_resume_state,
     save_model_folder,
 )
 from stylize.discriminator import MultiScaleDiscriminator, style_code
@@ -53,7 +53,7 @@ COMPILE_MODES = ("", "default", "reduce-overhead", "max-autotune", "max-autotune
 RESUME_MUST_MATCH = ("d_style_condition", "skip_taps", "init_from", "lambda_ranges")
 OPTION_RANGES = {
     "workers": (-1, 64), "cache_mb": (0, EVERY), "size": (32, 4096), "style_size": (0, 4096), "batch_size": (1, 4096),
-    "grad_accum": (1, 1024), "iters": (1, EVERY), "max_minutes": (0, EVERY), "lr": (1e-12, 1), "lr_d": (1e-12, 1),
+    "grad_accum": (1, 1024), "iters": (1, EVERY), "max_minutes": (0, EVERY), "lr": (0, 1), "lr_d": (0, 1),
     "seed": (0, 2**63 - 1), "sample_every": (1, EVERY), "save_every": (1, EVERY), "log_every": (1, EVERY),
     "recon_fraction": (0, 1), "normalizer_decay": (0, 1), "max_nonfinite": (1, EVERY),
 }
@@ -310,7 +310,7 @@ def new_stage(cfg: TrainConfig, step: int, world: int, device: torch.device, sou
 
 
 def model_config(spec: LambdaSpec, step: int, stages: list[dict]) -> dict:
-    return {"format": "stylize", "lambdas": spec.to_config(), "style_max_side": 512,
+    return {"format": "stylize", "lambdas": spec.to_config(), "style_max_side": STYLE_MAX_SIDE,
             "training": {"step": step, "stages": stages}}
 
 
