@@ -23,7 +23,8 @@ from stylize import SOURCE_URL
 from stylize.images import one_line
 
 REPO = Path(__file__).resolve().parents[1]
-SHIPPED = ["app.py", "stylize", "weights", "examples"]
+# pyproject.toml makes the Space installable too: the model card's `pip install "stylize @ git+<Space>"` builds from it
+SHIPPED = ["app.py", "pyproject.toml", "stylize", "weights", "examples"]
 SKIPPED = shutil.ignore_patterns("__pycache__", "*.pyc", "samples_training.png")  # training record, not needed to run
 LFS_PATTERNS = ["*.safetensors", "*.bin", "*.pt", "*.png", "*.jpg", "*.jpeg", "*.webp", "*.gif", "*.zip"]
 # The Space installs Gradio itself (the front matter's sdk_version) and, on ZeroGPU, `spaces`.

@@ -28,7 +28,7 @@ def test_space_folder_holds_exactly_what_the_app_needs(space):
     examples = {str(p.relative_to(REPO)) for p in (REPO / "examples").rglob("*") if p.is_file()}
     weights = {f"weights/{n}" for n in ("config.json", "README.md", "generator.safetensors", "discriminator.safetensors",
                                         "vgg16_imagenet.safetensors", "fast/config.json", "fast/student.safetensors")}
-    assert files == {"app.py", "README.md", "requirements.txt", ".gitattributes"} | package | examples | weights
+    assert files == {"app.py", "pyproject.toml", "README.md", "requirements.txt", ".gitattributes"} | package | examples | weights
     assert sum((space / f).stat().st_size for f in files) < 30e6
 
 
@@ -93,3 +93,20 @@ def test_deploy_without_network_is_one_line_and_keeps_the_folder(tmp_path, monke
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: cannot deploy to Space you/stylize (ConnectError")
     assert (tmp_path / "space" / "app.py").exists()
+
+
+def test_the_model_cards_install_line_builds_from_the_space_folder(space, tmp_path):
+    """pip install "stylize @ git+<Space>" builds what the clone holds: this folder (the build backend as installed)."""
+    import zipfile
+
+    from stylize.hub import model_card
+
+    card = model_card({"lambdas": {"names": [], "defaults": {}, "ranges": {}}}, "you/model", None)
+    assert 'pip install "stylize @ git+' in card
+    done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path),
+                           str(space)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    (wheel,) = tmp_path.glob("stylize-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert {"stylize/cli.py", "stylize/pipeline.py", "stylize/weights/config.json", "stylize/weights/generator.safetensors",
+            "stylize/weights/fast/student.safetensors"} <= names

@@ -13,13 +13,12 @@ draw is a pure function of (seed, step, example), as in train.py, so --resume co
 (OUT/fast/) records the SHA-256 of the teacher's generator.safetensors: the pipeline uses a student only beside the
 teacher it came from. Re-run unchanged on a new teacher.
 """
-import argparse
 import logging
 import math
 import shutil
 import sys
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -37,113 +36,71 @@ from stylize.devices import bf16_is_emulated, pick_device
 from stylize.student import Student
 from stylize.images import read_name_list
 from train.data import Examples, ImageSource, loader, worker_count
-from train.runs import EMULATED_AMP_WARNING, EVERY, append_log_row, check_option_ranges, claim_run_folder, start_log
+from train.runs import EMULATED_AMP_WARNING, EVERY, append_log_row, check_option_ranges, claim_run_folder, option, options_parser, start_log
 
 log = logging.getLogger("stylize.distill")
 
-OPTION_RANGES = {
-    "size": (64, 4096), "style_size": (64, 4096), "batch_size": (1, 4096), "iters": (1, EVERY), "lr": (0, 1),
-    "default_share": (0, 1), "pixel_weight": (0, EVERY), "feature_weight": (0, EVERY), "texture_weight": (0, EVERY),
-    "objective_weight": (0, EVERY), "widths": (1, 512), "blocks": (0, 16), "code_dim": (1, 1024), "film_hidden": (1, 1024),
-    "negative_slope": (0, 1), "seed": (0, 2**63 - 1), "workers": (-1, 64), "log_every": (1, EVERY),
-    "save_every": (1, EVERY), "max_minutes": (0, EVERY),
-}
 LOG_COLUMNS = ["step", "seconds", "loss", "pixel", "feature", "texture", "objective", "lr"]
 
 
 @dataclass
 class DistillConfig:
-    content_dir: str = ""
-    style_dir: str = ""
-    out: str = "runs/fast"
-    teacher: str = str(EMBEDDED_DIR)
-    holdout: str = str(Path(__file__).resolve().parents[1] / "bench" / "holdout.txt")
-    size: int = 256
-    style_size: int = 256
-    batch_size: int = 8
-    iters: int = 3000
-    lr: float = 2e-3
-    default_share: float = 0.5
-    pixel_weight: float = 1.0
-    feature_weight: float = 1.0
-    feature_taps: str = ",".join(TAPS)
-    texture_weight: float = 2.0
-    objective_weight: float = 0.1
-    widths: tuple = (16, 32, 64)
-    blocks: int = 3
-    code_dim: int = 64
-    film_hidden: int = 64
-    negative_slope: float = 0.2
-    init_from: str = ""
-    seed: int = 0
-    device: str = "auto"
-    amp: bool = False
-    workers: int = -1
-    log_every: int = 25
-    save_every: int = 250
-    max_minutes: float = 0.0
-    resume: bool = False
-    overwrite: bool = False
-    install: bool = False
-
-
-HELP = {
-    "content_dir": "folder of photos (searched recursively)",
-    "style_dir": "folder of paintings (searched recursively)",
-    "out": "run folder: OUT/fast/ (the student), OUT/distill.pt (resume state), OUT/log.csv (default %(default)s)",
-    "teacher": "teacher model folder (default: the embedded weights/)",
-    "holdout": "file names never trained on, one per line (default: bench/holdout.txt; '' for none)",
-    "size": "photo crop side in px, a multiple of 8 (default %(default)s)",
-    "style_size": "painting crop side in px, a multiple of 8 (default %(default)s)",
-    "batch_size": "examples per step (default %(default)s)",
-    "iters": "total steps (default %(default)s)",
-    "lr": "Adam learning rate, cosine-decayed to 1/20 of it (default %(default)s)",
-    "default_share": "share of examples at the teacher's default λ, what most people run; the rest are log-uniform over the "
-                     "trained ranges, the sliders (default %(default)s)",
-    "pixel_weight": "weight of the L1 match to the teacher's pixels (default %(default)s)",
-    "feature_weight": "weight of the teacher-VGG feature match (default %(default)s)",
-    "feature_taps": "VGG taps of the feature match, comma-separated: the shallow ones pin the teacher's strokes pixel by "
-                    "pixel, where a student that cannot place them exactly learns to smooth them away (default %(default)s)",
-    "texture_weight": "weight of matching the Gram matrices of the teacher's picture: its texture wherever it lies, which "
-                      "pixel and feature matches alone average away (default %(default)s)",
-    "objective_weight": "weight of the teacher's own λ-weighted content/style/TV objective (default %(default)s)",
-    "init_from": "start from this student folder's weights (e.g. a shorter run's OUT/fast), not from random ones",
-    "widths": "student channels at 1/2, 1/4, 1/8 resolution (default 16 32 64)",
-    "blocks": "FiLM residual blocks at 1/8 resolution (default %(default)s)",
-    "code_dim": "size of the style code that modulates the decoder (default %(default)s)",
-    "film_hidden": "hidden units of the λ/strength/style MLP (default %(default)s)",
-    "negative_slope": "initial negative slope of the student's activations, which learn their own (default %(default)s)",
-    "seed": "seed of every random draw (default %(default)s)",
-    "device": "auto | cpu | cuda | cuda:N | mps (default %(default)s)",
-    "amp": "bf16 autocast for the teacher's and the student's passes and the VGG of the loss (Gram matrices stay fp32): "
-           "on a CUDA GPU, or a CPU with AMX (bench/train_speed.py); other CPUs emulate bf16 slowly",
-    "workers": "DataLoader worker processes that read, decode and crop the next batches (-1: none on a CPU device, "
-               "where they would compete with the step for the cores; else min(8, cores)); draws are the same for any "
-               "number",
-    "log_every": "steps between log.csv rows (default %(default)s)",
-    "save_every": "steps between checkpoints (default %(default)s)",
-    "max_minutes": "save and stop after this many minutes (0: no limit; default %(default)s)",
-    "resume": "continue from OUT/distill.pt",
-    "overwrite": "start a new run in an OUT that already holds one (without it, such an OUT is refused)",
-    "install": "when done, copy OUT/fast/ into the teacher folder's fast/ (where the pipeline looks for it)",
-}
+    content_dir: str = option("", "folder of photos (searched recursively)")
+    style_dir: str = option("", "folder of paintings (searched recursively)")
+    out: str = option("runs/fast", "run folder: OUT/fast/ (the student), OUT/distill.pt (resume state), OUT/log.csv "
+                                   "(default %(default)s)")
+    teacher: str = option(str(EMBEDDED_DIR), "teacher model folder (default: the embedded weights/)")
+    holdout: str = option(str(Path(__file__).resolve().parents[1] / "bench" / "holdout.txt"), "file names never trained on, one per line (default: "
+                                                               "bench/holdout.txt; '' for none)")
+    size: int = option(256, "photo crop side in px, a multiple of 8 (default %(default)s)", 64, 4096)
+    style_size: int = option(256, "painting crop side in px, a multiple of 8 (default %(default)s)", 64, 4096)
+    batch_size: int = option(8, "examples per step (default %(default)s)", 1, 4096)
+    iters: int = option(3000, "total steps (default %(default)s)", 1, EVERY)
+    lr: float = option(0.002, "Adam learning rate, cosine-decayed to 1/20 of it (default %(default)s)", 0, 1)
+    default_share: float = option(0.5, "share of examples at the teacher's default λ, what most people run; the rest"
+                                       " are log-uniform over the trained ranges, the sliders (default %(default)s)", 0, 1)
+    pixel_weight: float = option(1.0, "weight of the L1 match to the teacher's pixels (default %(default)s)", 0, EVERY)
+    feature_weight: float = option(1.0, "weight of the teacher-VGG feature match (default %(default)s)", 0, EVERY)
+    feature_taps: str = option(",".join(TAPS), "VGG taps of the feature match, comma-separated: the shallow ones pin"
+                                               " the teacher's strokes pixel by pixel, where a student that cannot "
+                                               "place them exactly learns to smooth them away (default %(default)s)")
+    texture_weight: float = option(2.0, "weight of matching the Gram matrices of the teacher's picture: its texture "
+                                        "wherever it lies, which pixel and feature matches alone average away "
+                                        "(default %(default)s)", 0, EVERY)
+    objective_weight: float = option(0.1, "weight of the teacher's own λ-weighted content/style/TV objective "
+                                          "(default %(default)s)", 0, EVERY)
+    widths: tuple = option((16, 32, 64), "student channels at 1/2, 1/4, 1/8 resolution (default 16 32 64)", 1, 512)
+    blocks: int = option(3, "FiLM residual blocks at 1/8 resolution (default %(default)s)", 0, 16)
+    code_dim: int = option(64, "size of the style code that modulates the decoder (default %(default)s)", 1, 1024)
+    film_hidden: int = option(64, "hidden units of the λ/strength/style MLP (default %(default)s)", 1, 1024)
+    negative_slope: float = option(0.2, "initial negative slope of the student's activations, which learn their own "
+                                        "(default %(default)s)", 0, 1)
+    init_from: str = option("", "start from this student folder's weights (e.g. a shorter run's OUT/fast), not from "
+                                "random ones")
+    seed: int = option(0, "seed of every random draw (default %(default)s)", 0, 2**63 - 1)
+    device: str = option("auto", "auto | cpu | cuda | cuda:N | mps (default %(default)s)")
+    amp: bool = option(False, "bf16 autocast for the teacher's and the student's passes and the VGG of the loss "
+                              "(Gram matrices stay fp32): on a CUDA GPU, or a CPU with AMX (bench/train_speed.py); "
+                              "other CPUs emulate bf16 slowly")
+    workers: int = option(-1, "DataLoader worker processes that read, decode and crop the next batches (-1: none on "
+                              "a CPU device, where they would compete with the step for the cores; else min(8, "
+                              "cores)); draws are the same for any number", -1, 64)
+    log_every: int = option(25, "steps between log.csv rows (default %(default)s)", 1, EVERY)
+    save_every: int = option(250, "steps between checkpoints (default %(default)s)", 1, EVERY)
+    max_minutes: float = option(0.0, "save and stop after this many minutes (0: no limit; default %(default)s)", 0, EVERY)
+    resume: bool = option(False, "continue from OUT/distill.pt")
+    overwrite: bool = option(False, "start a new run in an OUT that already holds one (without it, such an OUT is "
+                                    "refused)")
+    install: bool = option(False, "when done, copy OUT/fast/ into the teacher folder's fast/ (where the pipeline "
+                                  "looks for it)")
 
 
 def parse_args(argv=None) -> DistillConfig:
-    parser = argparse.ArgumentParser(prog="python -m train.distill", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    for f in fields(DistillConfig):
-        flag = "--" + f.name.replace("_", "-")
-        if isinstance(f.default, bool):
-            parser.add_argument(flag, action="store_true", help=HELP[f.name])
-        elif isinstance(f.default, tuple):
-            parser.add_argument(flag, type=int, nargs=len(f.default), default=f.default, help=HELP[f.name])
-        else:
-            parser.add_argument(flag, type=type(f.default), default=f.default, help=HELP[f.name])
+    parser = options_parser(DistillConfig, __doc__, prog="python -m train.distill")
     cfg = DistillConfig(**vars(parser.parse_args(argv)))
     if not cfg.content_dir or not cfg.style_dir:
         parser.error("--content-dir and --style-dir are required")
-    check_option_ranges(parser, cfg, OPTION_RANGES)
+    check_option_ranges(parser, cfg)
     if cfg.size % DOWNSAMPLE or cfg.style_size % DOWNSAMPLE:
         parser.error(f"--size and --style-size must be multiples of {DOWNSAMPLE} (the teacher's encodings are reused unpadded)")
     unknown = set(cfg.feature_taps.split(",")) - set(TAPS)

@@ -1,8 +1,10 @@
-"""What training and distillation share: their options' ranges, and a run folder in which nothing is lost unasked and
+"""What training and distillation share: options written once (default, help, range), and a run folder in which nothing is lost unasked and
 whose log survives a kill."""
+import argparse
 import csv
 import logging
 import math
+from dataclasses import field, fields
 from pathlib import Path
 
 from stylize.checkpoint import atomic_write
@@ -17,14 +19,38 @@ RUN_ENTRIES = ("log.csv", "resume.pt", "distill.pt", "model", "fast", "samples")
 EVERY = math.inf
 
 
-def check_option_ranges(parser, cfg, ranges: dict[str, tuple[float, float]]) -> None:
-    """parser.error for a number outside its range (NaN is in none), before anything is loaded or allocated."""
-    for name, (lowest, highest) in ranges.items():
-        values = getattr(cfg, name)
+def option(default, help: str, lowest: float | None = None, highest: float | None = None):
+    """A config field with its --help text and, for a number, its range: each option written once."""
+    return field(default=default, metadata={"help": help, "range": None if lowest is None else (lowest, highest)})
+
+
+def options_parser(config_class, description: str, prog: str | None = None) -> argparse.ArgumentParser:
+    """A --flag for every `option` of `config_class`: booleans as switches, tuples as a fixed count of integers."""
+    parser = argparse.ArgumentParser(prog=prog, description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    for f in fields(config_class):
+        if "help" not in f.metadata:
+            continue
+        flag, help = "--" + f.name.replace("_", "-"), f.metadata["help"]
+        if isinstance(f.default, bool):
+            parser.add_argument(flag, action="store_true", help=help)
+        elif isinstance(f.default, tuple):
+            parser.add_argument(flag, type=int, nargs=len(f.default), default=f.default, help=help)
+        else:
+            parser.add_argument(flag, type=type(f.default), default=f.default, help=help)
+    return parser
+
+
+def check_option_ranges(parser, cfg) -> None:
+    """parser.exit in one line for a number outside its option's range (NaN is in none), before anything is loaded."""
+    for f in fields(cfg):
+        if not f.metadata.get("range"):
+            continue
+        lowest, highest = f.metadata["range"]
+        values = getattr(cfg, f.name)
         for value in values if isinstance(values, (list, tuple)) else [values]:
             if not lowest <= value <= highest:
                 span = f">= {lowest:g}" if highest == EVERY else f"in [{lowest:g}, {highest:g}]"
-                parser.exit(2, f"{parser.prog}: error: --{name.replace('_', '-')} must be {span}, got {value}\n")
+                parser.exit(2, f"{parser.prog}: error: --{f.name.replace('_', '-')} must be {span}, got {value}\n")
 
 
 class RunFolderError(ValueError):

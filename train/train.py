@@ -11,167 +11,110 @@ steps -> log / sample / checkpoint. Every random draw is a pure function of (see
 position), so a resumed run and a multi-process run see exactly what an unbroken 1-process run sees.
 """
 import argparse
-import copy
-import csv
 import logging
 import math
 import os
 import sys
 import time
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, field, fields
-from datetime import datetime, timezone
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.distributed as dist
-from PIL import Image, ImageDraw
 from tqdm import tqdm
 
 from stylize import losses
-from stylize.checkpoint import (
-    EMBEDDED_DIR, STYLE_MAX_SIDE, VGG_FILE, CheckpointError, atomic_write, load_discriminator, load_model_folder, load_resume_state,
-    save_model_folder,
-)
-from stylize.discriminator import MultiScaleDiscriminator, style_code
-from stylize.encoder import TAP_CHANNELS, VGGEncoder
-from stylize.generator import Generator, cycle
-from stylize.hub import HubError, HubUploader, model_card
-from stylize.images import fit_size, paste_grid, read_name_list, to_pil
+from stylize.checkpoint import CheckpointError
+from stylize.discriminator import style_code
+from stylize.generator import cycle
+from stylize.hub import HubError, HubUploader
 from stylize.lambda_spec import FIXED_NORMALIZERS, LAMBDA_NAMES, TRAINING_DEFAULTS, TRAINING_RANGES, LambdaSpec
 from stylize.devices import bf16_is_emulated, pick_device
-from stylize.pipeline import Stylizer
-from train.data import Examples, ImageSource, loader, worker_count
-from train.runs import EMULATED_AMP_WARNING, EVERY, append_log_row, check_option_ranges, claim_run_folder, start_log
+from train.data import Examples, loader, worker_count
+from train.distributed import all_reduce_mean, average_gradients, broadcast_parameters, check_in_sync, init_distributed
+from train.reporting import LOG_COLUMNS, tensorboard_writer, write_log_row, write_samples
+from train.state import build_models, load_checkpoint, load_sources, model_config, new_stage, save_checkpoint
+from train.runs import EMULATED_AMP_WARNING, EVERY, check_option_ranges, claim_run_folder, option, options_parser, start_log
 
 log = logging.getLogger("stylize.train")
 
-STYLE_CODE_DIM = 2 * sum(TAP_CHANNELS)  # per-tap VGG mean and std of the style image
 COMPILE_MODES = ("", "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
-# Flags a resumed run must repeat: they shape the models or the λ contract the saved state was trained under.
-RESUME_MUST_MATCH = ("d_style_condition", "skip_taps", "init_from", "lambda_ranges")
-OPTION_RANGES = {
-    "workers": (-1, 64), "cache_mb": (0, EVERY), "size": (32, 4096), "style_size": (0, 4096), "batch_size": (1, 4096),
-    "grad_accum": (1, 1024), "iters": (1, EVERY), "max_minutes": (0, EVERY), "lr": (0, 1), "lr_d": (0, 1),
-    "seed": (0, 2**63 - 1), "sample_every": (1, EVERY), "save_every": (1, EVERY), "log_every": (1, EVERY),
-    "recon_fraction": (0, 1), "normalizer_decay": (0, 1), "max_nonfinite": (1, EVERY),
-}
-LOG_COLUMNS = ["step", "seconds", "d_loss", "g_loss", *LAMBDA_NAMES, *(f"norm_{n}" for n in LAMBDA_NAMES), "nonfinite",
-               "images_per_s"]
-
 
 @dataclass
 class TrainConfig:
-    content_dir: str = ""  # folder of photos (searched recursively)
-    style_dir: str = ""  # folder of paintings (searched recursively)
-    content_dataset: str = ""  # or a `datasets` dataset of photos: Hub id, save_to_disk folder or imagefolder
-    style_dataset: str = ""  # or a `datasets` dataset of paintings
-    content_split: str = "train"
-    style_split: str = "train"
-    content_image_column: str = "image"
-    style_image_column: str = "image"
-    workers: int = -1  # DataLoader worker processes that read and crop (-1: 0 on a CPU device, else up to 8 per process)
-    cache_mb: int = 0  # per data process, keep resized images in RAM up to this many MB (0: read every draw)
-    report_to: str = ""  # "tensorboard": scalars and sample grids under OUT/tensorboard
-    out: str = "runs/stylize"  # output: model/ (inference folder), resume.pt, log.csv, samples/
-    size: int = 256  # square crop side of the photos in pixels
-    style_size: int = 0  # square crop side of the paintings (0: --size)
-    skip_taps: str = "relu1_1,relu2_1,relu3_1"  # taps under relu4_1 that feed the decoder (new models only)
-    batch_size: int = 8  # per process, per accumulation step
-    grad_accum: int = 1  # micro-batches per optimizer step
-    iters: int = 20_000  # optimizer steps in total (a resumed run continues to this)
-    max_minutes: float = 0.0  # wall-clock budget; at the first step past it, save and stop (0: none)
-    lr: float = 2e-4  # Adam learning rate of the generator
-    lr_d: float = 2e-4  # Adam learning rate of the discriminator
-    d_style_condition: bool = False  # D judges "a patch of this painting?" instead of "a painting?"
-    device: str = "auto"  # auto | cpu | cuda
-    amp: bool = False  # bf16 autocast: CUDA, or a CPU with AMX
-    compile: str = ""  # torch.compile mode for encoder, decoder and D: default | reduce-overhead | max-autotune ("": eager)
-    seed: int = 0
-    sample_every: int = 500
-    save_every: int = 1000
-    log_every: int = 10
-    resume: bool = False  # continue from OUT/resume.pt
-    overwrite: bool = False  # start a new run in an OUT that holds one
-    init_from: str = ""  # start from an inference folder (e.g. weights/) instead of random weights
-    holdout: str = ""  # text file of image file names to leave out (the evaluation set)
-    recon_fraction: float = 0.2  # share of examples trained at strength 0 to reproduce the content
-    normalizer_decay: float = 0.99  # running-average decay of each loss term's scale
-    max_nonfinite: int = 5  # consecutive non-finite steps that stop the run
-    push_to_hub: str = ""  # Hub repo id to upload the model folder to at each save
-    hub_private: bool = False
+    content_dir: str = option("", "folder of content photos, searched recursively for jpg/png/webp (or "
+                                  "--content-dataset)")
+    style_dir: str = option("", "folder of style paintings, searched recursively (or --style-dataset)")
+    content_dataset: str = option("", "photos from a `datasets` dataset instead of a folder: a Hub id (e.g. "
+                                      "detection-datasets/coco), a folder written by save_to_disk, or an imagefolder"
+                                      " directory; memory-mapped, read when drawn")
+    style_dataset: str = option("", "paintings from a `datasets` dataset (e.g. huggan/wikiart)")
+    content_split: str = option("train", "split of --content-dataset (default %(default)s)")
+    style_split: str = option("train", "split of --style-dataset (default %(default)s)")
+    content_image_column: str = option("image", "image column of --content-dataset (default %(default)s)")
+    style_image_column: str = option("image", "image column of --style-dataset (default %(default)s)")
+    workers: int = option(-1, "DataLoader worker processes per training process that read, decode and crop the next "
+                              "batches (-1: none on a CPU device, where they would compete with the step for the "
+                              "cores; else min(8, cores per process)); draws are the same for any number", -1, 64)
+    cache_mb: int = option(0, "keep resized images in RAM, per data process, up to this many MB (0: decode at every "
+                              "draw; memory then does not grow with the corpus)", 0, EVERY)
+    report_to: str = option("", "'tensorboard': each loss term, D's score on the stylized images, images/s and the "
+                                "sample grids under OUT/tensorboard (pip install tensorboard)")
+    out: str = option("runs/stylize", "output folder: model/ (what the app loads), resume.pt, log.csv, samples/ "
+                                      "(default %(default)s)")
+    size: int = option(256, "square random-crop size of the photos in pixels; larger crops teach larger strokes "
+                            "(default %(default)s)", 32, 4096)
+    style_size: int = option(0, "square random-crop size of the paintings (0: --size); at most the corpus' short "
+                                "sides, so that small scans (WikiArt's 224 px) are not upscaled (default "
+                                "%(default)s)", 0, 4096)
+    skip_taps: str = option("relu1_1,relu2_1,relu3_1", "comma-separated VGG taps under relu4_1 whose stylised "
+                                                       "features also feed the decoder of a new model; 'relu3_1' "
+                                                       "decodes from relu3_1 and deeper, as AdaIN/SANet/AdaAttN do; "
+                                                       "ignored with --init-from (default %(default)s)")
+    batch_size: int = option(8, "examples per process per micro-batch (default %(default)s)", 1, 4096)
+    grad_accum: int = option(1, "micro-batches accumulated per optimizer step, for small GPUs (default %(default)s)", 1, 1024)
+    iters: int = option(20_000, "total optimizer steps; --resume continues up to this (default %(default)s)", 1, EVERY)
+    max_minutes: float = option(0.0, "wall-clock budget in minutes: past it, save and stop as if --iters were "
+                                     "reached (0: none)", 0, EVERY)
+    lr: float = option(0.0002, "generator Adam learning rate (default %(default)s)", 0, 1)
+    lr_d: float = option(0.0002, "discriminator Adam learning rate (default %(default)s)", 0, 1)
+    d_style_condition: bool = option(False, "style-conditional D (projection of the style's VGG statistics, "
+                                            "mismatched paintings as fakes); an unconditional D from --init-from "
+                                            "keeps its trunk")
+    device: str = option("auto", "auto | cpu | cuda (default %(default)s)")
+    amp: bool = option(False, "bf16 autocast: on CUDA, or on a CPU with AMX (bench/results/train_speed_cpu.md); "
+                              "other CPUs emulate bf16 slowly; also on when accelerate's mixed_precision is bf16")
+    compile: str = option("", "torch.compile the encoder, decoder and discriminator with this mode: default, "
+                              "reduce-overhead (CUDA graphs) or max-autotune; empty = eager (default)")
+    seed: int = option(0, "seed of every random draw (default %(default)s)", 0, 2**63 - 1)
+    sample_every: int = option(500, "steps between sample grids (default %(default)s)", 1, EVERY)
+    save_every: int = option(1000, "steps between checkpoints and Hub uploads (default %(default)s)", 1, EVERY)
+    log_every: int = option(10, "steps between log lines/CSV rows (default %(default)s)", 1, EVERY)
+    resume: bool = option(False, "continue from OUT/resume.pt (weights, optimizers, step, loss normalizers); the "
+                                 "flags that shape the models must match")
+    overwrite: bool = option(False, "start a new run in an OUT that already holds one, replacing its log, samples, "
+                                    "model and resume state (without it, such an OUT is refused)")
+    init_from: str = option("", "initialize G (and D) from an inference folder such as weights/ (default: random)")
+    holdout: str = option("", "file listing image file names to exclude from training, one per line")
+    recon_fraction: float = option(0.2, "share of examples trained at strength 0 to reproduce their content (default"
+                                        " %(default)s)", 0, 1)
+    normalizer_decay: float = option(0.99, "decay of the running average that scales each loss term (default "
+                                           "%(default)s; --normaliser-decay is its old, deprecated spelling)", 0, 1)
+    max_nonfinite: int = option(5, "consecutive NaN/inf steps (skipped) after which the run stops (default "
+                                   "%(default)s)", 1, EVERY)
+    push_to_hub: str = option("", "Hugging Face repo id; the model folder is uploaded at each save (token: HF_TOKEN "
+                                  "or login)")
+    hub_private: bool = option(False, "create the Hub repo as private (default: the Hub's default for your account "
+                                      "or organisation)")
     lambda_defaults: dict = field(default_factory=lambda: dict(TRAINING_DEFAULTS))
     lambda_ranges: dict = field(default_factory=lambda: {k: list(v) for k, v in TRAINING_RANGES.items()})
 
 
-HELP = {
-    "content_dir": "folder of content photos, searched recursively for jpg/png/webp (or --content-dataset)",
-    "style_dir": "folder of style paintings, searched recursively (or --style-dataset)",
-    "content_dataset": "photos from a `datasets` dataset instead of a folder: a Hub id (e.g. detection-datasets/coco), a "
-                       "folder written by save_to_disk, or an imagefolder directory; memory-mapped, read when drawn",
-    "style_dataset": "paintings from a `datasets` dataset (e.g. huggan/wikiart)",
-    "content_split": "split of --content-dataset (default %(default)s)",
-    "style_split": "split of --style-dataset (default %(default)s)",
-    "content_image_column": "image column of --content-dataset (default %(default)s)",
-    "style_image_column": "image column of --style-dataset (default %(default)s)",
-    "workers": "DataLoader worker processes per training process that read, decode and crop the next batches "
-               "(-1: none on a CPU device, where they would compete with the step for the cores; else min(8, cores per "
-               "process)); draws are the same for any number",
-    "cache_mb": "keep resized images in RAM, per data process, up to this many MB (0: decode at every draw; memory then "
-                "does not grow with the corpus)",
-    "report_to": "'tensorboard': each loss term, D's score on the stylized images, images/s and the sample grids "
-                 "under OUT/tensorboard (pip install tensorboard)",
-    "out": "output folder: model/ (what the app loads), resume.pt, log.csv, samples/ (default %(default)s)",
-    "size": "square random-crop size of the photos in pixels; larger crops teach larger strokes (default %(default)s)",
-    "style_size": "square random-crop size of the paintings (0: --size); at most the corpus' short sides, so that "
-                  "small scans (WikiArt's 224 px) are not upscaled (default %(default)s)",
-    "skip_taps": "comma-separated VGG taps under relu4_1 whose stylised features also feed the decoder of a new "
-                 "model; 'relu3_1' decodes from relu3_1 and deeper, as AdaIN/SANet/AdaAttN do; ignored with "
-                 "--init-from (default %(default)s)",
-    "batch_size": "examples per process per micro-batch (default %(default)s)",
-    "grad_accum": "micro-batches accumulated per optimizer step, for small GPUs (default %(default)s)",
-    "iters": "total optimizer steps; --resume continues up to this (default %(default)s)",
-    "max_minutes": "wall-clock budget in minutes: past it, save and stop as if --iters were reached (0: none)",
-    "lr": "generator Adam learning rate (default %(default)s)",
-    "lr_d": "discriminator Adam learning rate (default %(default)s)",
-    "d_style_condition": "style-conditional D (projection of the style's VGG statistics, mismatched paintings as "
-                         "fakes); an unconditional D from --init-from keeps its trunk",
-    "device": "auto | cpu | cuda (default %(default)s)",
-    "amp": "bf16 autocast: on CUDA, or on a CPU with AMX (bench/results/train_speed_cpu.md); other CPUs emulate bf16 "
-           "slowly; also on when accelerate's mixed_precision is bf16",
-    "compile": "torch.compile the encoder, decoder and discriminator with this mode: default, reduce-overhead "
-               "(CUDA graphs) or max-autotune; empty = eager (default)",
-    "seed": "seed of every random draw (default %(default)s)",
-    "sample_every": "steps between sample grids (default %(default)s)",
-    "save_every": "steps between checkpoints and Hub uploads (default %(default)s)",
-    "log_every": "steps between log lines/CSV rows (default %(default)s)",
-    "resume": "continue from OUT/resume.pt (weights, optimizers, step, loss normalizers); the flags that shape the models must match",
-    "overwrite": "start a new run in an OUT that already holds one, replacing its log, samples, model and resume state "
-                 "(without it, such an OUT is refused)",
-    "init_from": "initialize G (and D) from an inference folder such as weights/ (default: random)",
-    "holdout": "file listing image file names to exclude from training, one per line",
-    "recon_fraction": "share of examples trained at strength 0 to reproduce their content (default %(default)s)",
-    "normalizer_decay": "decay of the running average that scales each loss term (default %(default)s; "
-                        "--normaliser-decay is its old, deprecated spelling)",
-    "max_nonfinite": "consecutive NaN/inf steps (skipped) after which the run stops (default %(default)s)",
-    "push_to_hub": "Hugging Face repo id; the model folder is uploaded at each save (token: HF_TOKEN or login)",
-    "hub_private": "create the Hub repo as private (default: the Hub's default for your account or organisation)",
-}
-
-
 def parse_args(argv=None) -> TrainConfig:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = options_parser(TrainConfig, __doc__)
     defaults = TrainConfig()
-    for f in fields(TrainConfig):
-        if f.name.startswith("lambda_"):
-            continue
-        flag = "--" + f.name.replace("_", "-")
-        value = getattr(defaults, f.name)
-        if isinstance(value, bool):
-            parser.add_argument(flag, action="store_true", help=HELP[f.name])
-        else:
-            parser.add_argument(flag, type=type(value), default=value, help=HELP[f.name])
     parser.add_argument("--normaliser-decay", type=float, dest="normalizer_decay", help=argparse.SUPPRESS)
     for name in LAMBDA_NAMES:
         lo, hi = TRAINING_RANGES[name]
@@ -196,7 +139,7 @@ def parse_args(argv=None) -> TrainConfig:
             parser.error(f"give --{kind}-dir or --{kind}-dataset (one of them)")
     if cfg.report_to not in ("", "tensorboard"):
         parser.error(f"--report-to {cfg.report_to!r}: only 'tensorboard' is supported")
-    check_option_ranges(parser, cfg, OPTION_RANGES)
+    check_option_ranges(parser, cfg)
     if os.environ.get("ACCELERATE_MIXED_PRECISION") == "bf16":
         cfg.amp = True
     return cfg
@@ -204,208 +147,6 @@ def parse_args(argv=None) -> TrainConfig:
 
 class TrainingDiverged(RuntimeError):
     pass
-
-
-def tensorboard_writer(out: Path):
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:
-        raise ValueError("--report-to tensorboard needs the tensorboard package: pip install tensorboard") from None
-    return SummaryWriter(str(out / "tensorboard"))
-
-
-# --- multi-process -------------------------------------------------------------------------
-def init_distributed(device: torch.device) -> tuple[int, int]:
-    """torchrun / accelerate launch set WORLD_SIZE, RANK, LOCAL_RANK; a plain run is rank 0 of 1."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world == 1:
-        return 0, 1
-    dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return dist.get_rank(), world
-
-
-def all_reduce_mean(tensor: torch.Tensor, world: int) -> torch.Tensor:
-    if world > 1:
-        dist.all_reduce(tensor)
-        tensor /= world
-    return tensor
-
-
-def average_gradients(params: list[torch.nn.Parameter], world: int) -> None:
-    """One flat all-reduce per model: every process ends the step with identical gradients."""
-    if world == 1:
-        return
-    for p in params:
-        if p.grad is None:  # e.g. D on a process whose micro-batch held no fakes
-            p.grad = torch.zeros_like(p)
-    grads = [p.grad for p in params]
-    flat = torch.cat([g.flatten() for g in grads])
-    all_reduce_mean(flat, world)
-    for g, chunk in zip(grads, flat.split([g.numel() for g in grads])):
-        g.copy_(chunk.view_as(g))
-
-
-def check_in_sync(module: torch.nn.Module, world: int, step: int) -> None:
-    """Every process must hold the same weights after every step; a checksum comparison costs one all-reduce."""
-    if world == 1:
-        return
-    checksum = torch.stack([p.detach().double().sum() for p in module.parameters()]).sum()
-    spread = torch.stack([checksum, -checksum])
-    dist.all_reduce(spread, op=dist.ReduceOp.MAX)
-    if (spread[0] + spread[1]).abs().item() > 1e-9 * max(1.0, checksum.abs().item()):
-        raise RuntimeError(f"step {step}: weights differ between processes (checksum spread {(spread[0] + spread[1]).item():.3g})")
-
-
-def broadcast_parameters(module: torch.nn.Module, world: int) -> None:
-    if world > 1:
-        for tensor in list(module.parameters()) + list(module.buffers()):
-            dist.broadcast(tensor.data, 0)
-
-
-# --- data ---------------------------------------------------------------------------------------
-def load_sources(cfg: TrainConfig) -> tuple[ImageSource, ImageSource]:
-    """The photos and the paintings, listed (folders) or memory-mapped (datasets); nothing is decoded yet."""
-    exclude = set(read_name_list(Path(cfg.holdout))) if cfg.holdout else set()
-    cache = cfg.cache_mb * 2**20 // 2
-    sources = tuple(
-        ImageSource.from_dataset(getattr(cfg, f"{kind}_dataset"), getattr(cfg, f"{kind}_split"),
-                                 getattr(cfg, f"{kind}_image_column"), cache)
-        if getattr(cfg, f"{kind}_dataset") else ImageSource.from_folder(Path(getattr(cfg, f"{kind}_dir")), exclude, cache)
-        for kind in ("content", "style"))
-    log.info("data: %d content, %d style images (read when drawn; %d names held out)", len(sources[0]), len(sources[1]), len(exclude))
-    return sources
-
-
-# --- models and checkpoints ---------------------------------------------------------------------
-def build_models(cfg: TrainConfig, spec: LambdaSpec | None = None) -> tuple[Generator, MultiScaleDiscriminator, dict, list]:
-    """Fresh (seeded) models, or those of --init-from with the loss normalizers and training stages they came with.
-    --d-style-condition gives an unconditional D zero-initialized projections: it starts as the same critic."""
-    spec = spec or LambdaSpec.for_training(cfg.lambda_defaults, cfg.lambda_ranges)
-    if cfg.init_from:
-        G, init_config = load_model_folder(Path(cfg.init_from))
-        D = load_discriminator(Path(cfg.init_from), init_config) or MultiScaleDiscriminator()
-        normalizers = LambdaSpec.from_config(init_config["lambdas"]).normalizers
-        stages = list(init_config.get("training", {}).get("stages", []))
-        log.info("initialized from %s (step %s)", cfg.init_from, init_config.get("training", {}).get("step"))
-    else:
-        skip_taps = tuple(t for t in cfg.skip_taps.split(",") if t)
-        G = Generator(VGGEncoder.from_file(EMBEDDED_DIR / VGG_FILE), skip_taps=skip_taps, lambda_ranges=spec.ranges)
-        D, normalizers, stages = MultiScaleDiscriminator(), {}, []
-    if cfg.d_style_condition and not D.conditional:
-        D = D.with_style_condition(STYLE_CODE_DIM)
-    return G, D, normalizers, stages
-
-
-def new_stage(cfg: TrainConfig, step: int, world: int, device: torch.device, sources) -> dict:
-    """What this run records about itself in config.json's training.stages (names, counts and hashes only: config.json
-    and the model card are published, a machine's paths are not)."""
-    return {
-        "from_step": step, "steps": 0, "minutes": 0.0, "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
-        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else device.type, "processes": world,
-        "size": cfg.size, "style_size": cfg.style_size or cfg.size, "batch_size": cfg.batch_size, "grad_accum": cfg.grad_accum,
-        "lr": cfg.lr, "lr_d": cfg.lr_d, "recon_fraction": cfg.recon_fraction, "d_style_condition": cfg.d_style_condition,
-        "amp": cfg.amp, "compile": cfg.compile, "initialized_from": Path(cfg.init_from).name if cfg.init_from else None,
-        "data": {"content": sources[0].description(), "style": sources[1].description()},
-    }
-
-
-def model_config(spec: LambdaSpec, step: int, stages: list[dict]) -> dict:
-    return {"format": "stylize", "lambdas": spec.to_config(), "style_max_side": STYLE_MAX_SIDE,
-            "training": {"step": step, "stages": stages}}
-
-
-def save_checkpoint(out: Path, cfg: TrainConfig, config: dict, G: Generator, D, opt_g, opt_d, uploader) -> None:
-    """The inference folder (out/model, what the app and the Hub get) and the resume state (out/resume.pt)."""
-    model_dir = out / "model"
-    save_model_folder(model_dir, G, D, config)
-    if (out / "log.csv").exists():
-        curve = loss_curve(out / "log.csv")
-        atomic_write(model_dir / "loss_curve.png", lambda tmp: curve.save(tmp, format="PNG"))
-    card = model_card(config, cfg.push_to_hub or "stylize-model",
-                      *(name if (model_dir / name).exists() else None for name in ("samples.png", "loss_curve.png")))
-    atomic_write(model_dir / "README.md", lambda tmp: tmp.write_text(card))
-    state = {
-        "generator": {k: v.float() for k, v in G.trainable_state_dict().items()},
-        "discriminator": D.state_dict(), "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
-        "step": config["training"]["step"], "normalizers": config["lambdas"]["normalizers"],
-        "stage": config["training"]["stages"][-1], "train_config": asdict(cfg), "generator_config": G.config,
-    }
-    atomic_write(out / "resume.pt", lambda tmp: torch.save(state, tmp))
-    if uploader is not None:
-        uploader.push(model_dir, config["training"]["step"])
-
-
-def load_checkpoint(path: Path, cfg: TrainConfig, G: Generator, D, opt_g, opt_d, device) -> tuple[int, dict, dict]:
-    """save_checkpoint's resume state back into the models and optimizers -> (step, normalizers, stage in progress).
-    The flags that shape the models must be the ones the run started with; a mismatch is one line naming them."""
-    state = load_resume_state(path, device, ("generator", "discriminator", "opt_g", "opt_d", "step", "train_config"))
-    saved = state["train_config"]
-    for name in RESUME_MUST_MATCH:
-        if name in saved and saved[name] != asdict(cfg)[name]:
-            flag = "--" + name.replace("_", "-")
-            if name == "d_style_condition":
-                raise ValueError(f"--resume: {path} holds a {'' if saved[name] else 'non-'}style-conditional critic; resume "
-                                 f"with the flags the run started with ({'add' if saved[name] else 'drop'} {flag})")
-            raise ValueError(f"--resume: {path} was trained with {flag} {saved[name]}, not {asdict(cfg)[name]}; "
-                             "resume with the flags the run started with")
-    G.load_trainable_state_dict(state["generator"])
-    D.load_state_dict(state["discriminator"])
-    opt_g.load_state_dict(state["opt_g"])
-    opt_d.load_state_dict(state["opt_d"])
-    normalizers = dict(state.get("normalizers", state.get("normalisers", {})))  # "normalisers": written before issue 21
-    log.info("resumed from %s at step %d", path, state["step"])
-    return state["step"], normalizers, state.get("stage")
-
-
-def lambda_sweep_grid(stylizer: Stylizer, contents: list[Image.Image], styles: list[Image.Image], tile: int = 192) -> Image.Image:
-    """Rows: each (content, style) pair. Columns: content | style | default lambdas | low and high of each lambda."""
-    settings = [{}] + [{name: stylizer.lambda_ranges[name][i]} for name in LAMBDA_NAMES for i in (0, 1)]
-    rows = []
-    for content in contents:
-        for style in styles:
-            content_tile = fit_size(content, tile)
-            cells = [content_tile, fit_size(style, tile)]
-            content_enc, style_enc = stylizer.encode_content(content_tile), stylizer.encode_style(style)
-            for overrides in settings:
-                cells.append(to_pil(stylizer.stylize_tensor(content_enc, style_enc, stylizer.resolve_lambdas(overrides))))
-            rows.append(cells)
-    return paste_grid(rows, (max(c.width for row in rows for c in row), max(c.height for row in rows for c in row)))
-
-
-def write_samples(out: Path, step: int, G: Generator, config: dict, sources: tuple[ImageSource, ImageSource], size: int):
-    """The sample grid, through the inference pipeline on a copy of G (training state untouched)."""
-    stylizer = Stylizer(copy.deepcopy(G).float(), config, device=next(G.parameters()).device, dtype=torch.float32)
-    contents, styles = ([to_pil(source.image(i, size).float() / 255) for i in (0, len(source) // 2)] for source in sources)
-    grid = lambda_sweep_grid(stylizer, contents, styles, tile=min(size, 192))
-    path = out / "samples" / f"step_{step:06d}.png"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, lambda tmp: grid.save(tmp, format="PNG"))
-    atomic_write(out / "model" / "samples.png", lambda tmp: grid.save(tmp, format="PNG"))
-    return grid
-
-
-def loss_curve(csv_path: Path, width: int = 720, height: int = 300) -> Image.Image:
-    """log.csv's G and D losses against the step, for the model card (drawn with PIL: no plotting dependency)."""
-    with csv_path.open() as f:
-        rows = [r for r in csv.DictReader(f) if r["step"].isdigit()]
-    image = Image.new("RGB", (width, height), "white")
-    draw = ImageDraw.Draw(image)
-    left, right, top, bottom = 50, width - 10, 20, height - 30
-    draw.rectangle([left, top, right, bottom], outline="#999999")
-    series = {name: [(int(r["step"]), float(r[name])) for r in rows if math.isfinite(float(r[name]))] for name in ("g_loss", "d_loss")}
-    points = [p for values in series.values() for p in values]
-    if len(points) >= 2:
-        (x0, x1), (y0, y1) = ((min(v), max(v)) for v in zip(*points))
-        x1, y1 = max(x1, x0 + 1), max(y1, y0 + 1e-6)
-        for (name, values), colour in zip(series.items(), ("#d62728", "#1f77b4")):
-            xy = [(left + (x - x0) / (x1 - x0) * (right - left), bottom - (y - y0) / (y1 - y0) * (bottom - top)) for x, y in values]
-            if len(xy) > 1:
-                draw.line(xy, fill=colour, width=2)
-        draw.text((left, bottom + 8), f"step {x0} .. {x1}", fill="black")
-        draw.text((left + 4, 4), f"loss {y0:.3g} .. {y1:.3g}", fill="black")
-    draw.text((right - 150, 4), "G loss", fill="#d62728")
-    draw.text((right - 80, 4), "D loss", fill="#1f77b4")
-    return image
 
 
 # --- one optimizer step's gradients -------------------------------------------------------------
@@ -457,19 +198,6 @@ def accumulate_gradients(batch, G, D, decode, discriminate, normalizers: dict, c
     (g_loss / cfg.grad_accum).backward()
     D.requires_grad_(True)
     return d_loss.detach(), g_loss.detach(), batch_means, normalizers
-
-
-def write_log_row(csv_path: Path, progress, row: dict, board) -> None:
-    append_log_row(csv_path, LOG_COLUMNS, row)
-    progress.set_postfix(d=f"{row['d_loss']:.3f}", g=f"{row['g_loss']:.3f}", style=f"{row['style']:.3g}", content=f"{row['content']:.3g}")
-    if board is not None:
-        for name in ("d_loss", "g_loss", *LAMBDA_NAMES):
-            board.add_scalar(f"loss/{name}", row[name], row["step"])
-        board.add_scalar("discriminator/score_on_stylized", -row["adv"], row["step"])  # the adversarial term is -D(G(c, s))
-        board.add_scalar("speed/images_per_s", row["images_per_s"], row["step"])
-    if progress.disable:  # not a terminal: plain log lines instead of the bar
-        log.info("step %d  %.1f s  d %.3f  g %.3f  " + "  ".join(f"{n} %.4g" for n in LAMBDA_NAMES),
-                 row["step"], row["seconds"], row["d_loss"], row["g_loss"], *(row[n] for n in LAMBDA_NAMES))
 
 
 # --- the loop -------------------------------------------------------------------------------------
