@@ -5,7 +5,7 @@ import tempfile
 from concurrent.futures import Future
 from pathlib import Path
 
-from huggingface_hub import HfApi, snapshot_download
+from huggingface_hub import HfApi, ModelCard, ModelCardData, snapshot_download
 from huggingface_hub.errors import (
     GatedRepoError, HfHubHTTPError, HFValidationError, LocalEntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError,
 )
@@ -74,6 +74,8 @@ def _download(repo_id: str, revision, token, cache_dir, local_files_only: bool, 
 
 
 def model_card(config: dict, repo_id: str, sample_image: str | None, loss_curve: str | None = None) -> str:
+    """The README.md of a pushed model: metadata through huggingface_hub's ModelCardData (checked as the Hub reads it),
+    then how to use it, its λ and its training stages."""
     lam = config["lambdas"]
     training = config.get("training", {})
     stages = training.get("stages") or [{}]
@@ -83,16 +85,9 @@ def model_card(config: dict, repo_id: str, sample_image: str | None, loss_curve:
     data = stages[-1].get("data", {})
     sample = f"\n![samples]({sample_image})\n" if sample_image else ""
     curve = f"\n![G and D losses during training]({loss_curve})\n" if loss_curve else ""
-    return f"""---
-library_name: stylize
-license: mit
-pipeline_tag: image-to-image
-tags:
-- style-transfer
-- gan
-- image-to-image
----
-
+    metadata = ModelCardData(library_name="stylize", license="mit", pipeline_tag="image-to-image",
+                             tags=["style-transfer", "gan", "image-to-image"])
+    return str(ModelCard(f"---\n{metadata.to_yaml()}\n---\n" + f"""
 # {repo_id}
 
 Arbitrary style transfer generator for [Stylize]({SOURCE_URL}): content photo + any style image →
@@ -132,7 +127,7 @@ Sampled log-uniformly per example during training; values outside the trained ra
 The generator and critic: MIT. `vgg16_imagenet.safetensors` holds the VGG16 ImageNet weights of Simonyan & Zisserman,
 "Very Deep Convolutional Networks for Large-Scale Image Recognition" (ICLR 2015), released under CC BY 4.0
 (https://www.robots.ox.ac.uk/~vgg/research/very_deep/); converted as described in the code's `weights/README.md`.
-"""
+"""))
 
 
 def _stage_line(stage: dict) -> str:
@@ -146,7 +141,8 @@ def _data_line(description: dict | None) -> str:
         return "?"
     if "dataset" in description:
         return f"{description['images']} from the dataset `{description['dataset']}` (split {description['split']})"
-    return f"{description['images']} from a folder named `{description['folder']}` (file list sha256 {description['file_list_sha256'][:12]})"
+    listed = f" (file list sha256 {description['file_list_sha256'][:12]})" if "file_list_sha256" in description else ""
+    return f"{description.get('images', '?')} from a folder named `{description.get('folder', '?')}`{listed}"  # older runs: no hash
 
 
 class HubError(RuntimeError):

@@ -110,3 +110,15 @@ def test_the_model_cards_install_line_builds_from_the_space_folder(space, tmp_pa
     names = set(zipfile.ZipFile(wheel).namelist())
     assert {"stylize/cli.py", "stylize/pipeline.py", "stylize/weights/config.json", "stylize/weights/generator.safetensors",
             "stylize/weights/fast/student.safetensors"} <= names
+
+
+def test_the_model_card_reads_back_as_hub_metadata():
+    import json
+
+    from huggingface_hub import ModelCard
+
+    from stylize.hub import model_card
+
+    card = ModelCard(model_card(json.loads((REPO / "weights" / "config.json").read_text()), "you/stylize-mine", "samples.png"))
+    assert card.data.library_name == "stylize" and card.data.license == "mit" and card.data.pipeline_tag == "image-to-image"
+    assert "style-transfer" in card.data.tags and "# you/stylize-mine" in card.text and "![samples](samples.png)" in card.text
