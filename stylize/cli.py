@@ -159,6 +159,7 @@ def run(argv=None) -> int:
     from .checkpoint import CheckpointError, atomic_write
     from .images import ImageInputError
     from .pipeline import Stylizer
+    from .video import is_video
 
     contents, many_contents = expand(args.content)
     styles, many_styles = expand(args.style) if args.style is not None else ([None], False)
@@ -173,11 +174,13 @@ def run(argv=None) -> int:
     inputs = file_ids([*contents, *styles, *(args.mix or []), args.mask, args.outside_style])
     started = time.perf_counter()
     try:
-        if not (many_contents or many_styles):
+        if not (many_contents or many_styles) and not is_video(contents[0]):
             if is_one_of(args.output, inputs):
                 raise ValueError(f"-o {args.output} is one of the input images: choose another name, so it is not replaced")
             image_format = output_format(args.output)
         stylizer = Stylizer.from_pretrained(args.model, variant=args.variant, device=args.device)
+        if not many_contents and is_video(contents[0]):
+            return video(stylizer, contents[0], styles[0], args.output, controls, started)
         if many_contents or many_styles:
             return batch(stylizer, contents, styles, args.output, controls, started, (ImageInputError, OSError), inputs)
         with warnings.catch_warnings(record=True) as caught:
@@ -214,6 +217,30 @@ def single(stylizer, content, style, controls: dict):
             for done, image in enumerate(pictures, 1):
                 bar.update()
     return image, done
+
+
+def video(stylizer, clip: Path, style, output: Path, controls: dict, started: float) -> int:
+    """A clip painted frame by frame into an .mp4 at `output`, its sound kept; a progress bar counts the frames."""
+    from tqdm import tqdm
+
+    unsupported = [flag for flag, key in (("--refine/--refine-seconds", "refine_steps"), ("--refine-seconds", "refine_seconds"),
+                                          ("--style (a mix)", "styles"), ("--mask", "mask")) if controls[key]]
+    if style is None or unsupported:
+        raise ValueError(f"a video takes one STYLE and the sliders' flags; not {', '.join(unsupported) or 'a mix'} (yet)")
+    if is_one_of(output, file_ids([clip])):
+        raise ValueError(f"-o {output} is the input clip: choose another name, so it is not replaced")
+    with tqdm(desc="frames", unit="frame", disable=None) as bar:
+        def frame_done(done: int, total: int | None) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        frames, fps, sound = stylizer.stylize_video(clip, style, output, lambdas=controls["lambdas"], strength=controls["strength"],
+                                             preserve_color=controls["preserve_color"], max_side=controls["max_side"],
+                                             stroke_scale=controls["stroke_scale"], progress=frame_done)
+    seconds = time.perf_counter() - started
+    print(f"{output}  ({frames} frames at {fps:g} fps{', sound kept' if sound else ''}; {seconds:.1f} s, {frames / seconds:.1f} frames/s on "
+          f"{stylizer.device}, {stylizer.variant} model)")
+    return 0
 
 
 def batch(stylizer, contents: list[Path], styles: list, out_dir: Path, controls: dict, started: float, skippable,

@@ -30,6 +30,7 @@ from .picture import (
 from .refine import refine as refined_pictures
 from .student import Student
 from .tiling import ONE_PASS_SIDE, poster_steps
+from .video import stylize_video
 
 VARIANTS = ("quality", "fast")  # the VGG generator (the teacher); its distilled student, for CPUs
 FITTED_IMAGES, FITTED_BYTES = 8, 512 * 2**20  # decoded image files kept for repeated calls: 8 at 2048 px hold ~100 MB
@@ -243,6 +244,12 @@ class Stylizer:
             for out in self.refine(out, work_image, style_images, weights, lambda_tensor, refine_steps or None,
                                    refine_seconds or None, seed):
                 yield finish(out)
+
+    def stylize_video(self, content, style, output=None, **controls):
+        """A clip painted frame by frame: written to `output` (.mp4, sound kept) -> (frames, fps, sound), or without it an
+        iterator of PIL frames. controls: lambdas, strength, preserve_color, max_side (512), stroke_scale, variant,
+        progress(frames done, frames in all). stylize/video.py says how it streams and keeps the picture steady."""
+        return stylize_video(self, content, style, output, **controls)
 
     def fitted(self, source, name: str, max_side: int) -> Image.Image:
         """load_image + fit_size; a file path seen before (same size and modification time) is not decoded and resized
