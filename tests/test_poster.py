@@ -37,11 +37,13 @@ def tiled(monkeypatch, core: int) -> None:
 def test_tiles_paint_the_one_pass_picture(default, monkeypatch, variant, side):
     photo, mask = at_side(side), Image.new("L", (side, side * 2 // 3), 0)
     mask.paste(255, (0, 0, side // 2, side))
-    settings = [{}, {"stroke_scale": 2.0, "preserve_color": True}, {"mask": mask, "strength": 0.7}][: 3 if variant == "fast" else 1]
-    whole = [np.asarray(default(photo, STYLE, max_side=side, variant=variant, **s), dtype=float) for s in settings]
+    settings = [{"style": STYLE}, {"style": STYLE, "stroke_scale": 2.0, "preserve_color": True},
+                {"style": STYLE, "mask": mask, "strength": 0.7, "outside_style": PHOTO},
+                {"styles": [STYLE, PHOTO], "style_weights": [0.7, 0.3], "lambdas": {"style": 20.0}}][: 4 if variant == "fast" else 1]
+    whole = [np.asarray(default(photo, max_side=side, variant=variant, **s), dtype=float) for s in settings]
     tiled(monkeypatch, 512)
     for one_pass, s in zip(whole, settings):
-        in_tiles = np.asarray(default(photo, STYLE, max_side=side, variant=variant, **s), dtype=float)
+        in_tiles = np.asarray(default(photo, max_side=side, variant=variant, **s), dtype=float)
         difference = np.abs(in_tiles - one_pass)
         assert difference.mean() < 1 and difference.max() <= 8, (s.keys(), difference.mean(), difference.max())
 
