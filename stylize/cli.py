@@ -174,10 +174,10 @@ def run(argv=None) -> int:
     inputs = file_ids([*contents, *styles, *(args.mix or []), args.mask, args.outside_style])
     started = time.perf_counter()
     try:
-        if not (many_contents or many_styles) and not is_video(contents[0]):
+        if not (many_contents or many_styles):
             if is_one_of(args.output, inputs):
-                raise ValueError(f"-o {args.output} is one of the input images: choose another name, so it is not replaced")
-            image_format = output_format(args.output)
+                raise ValueError(f"-o {args.output} is one of the input images or clips: choose another name, so it is not replaced")
+            image_format = None if is_video(contents[0]) else output_format(args.output)
         stylizer = Stylizer.from_pretrained(args.model, variant=args.variant, device=args.device)
         if not many_contents and is_video(contents[0]):
             return video(stylizer, contents[0], styles[0], args.output, controls, started)
@@ -223,12 +223,10 @@ def video(stylizer, clip: Path, style, output: Path, controls: dict, started: fl
     """A clip painted frame by frame into an .mp4 at `output`, its sound kept; a progress bar counts the frames."""
     from tqdm import tqdm
 
-    unsupported = [flag for flag, key in (("--refine/--refine-seconds", "refine_steps"), ("--refine-seconds", "refine_seconds"),
+    unsupported = [flag for flag, key in (("--refine", "refine_steps"), ("--refine-seconds", "refine_seconds"),
                                           ("--style (a mix)", "styles"), ("--mask", "mask")) if controls[key]]
-    if style is None or unsupported:
-        raise ValueError(f"a video takes one STYLE and the sliders' flags; not {', '.join(unsupported) or 'a mix'} (yet)")
-    if is_one_of(output, file_ids([clip])):
-        raise ValueError(f"-o {output} is the input clip: choose another name, so it is not replaced")
+    if unsupported:
+        raise ValueError(f"a video takes one STYLE and the sliders' flags; not {', '.join(unsupported)} (yet)")
     with tqdm(desc="frames", unit="frame", disable=None) as bar:
         def frame_done(done: int, total: int | None) -> None:
             bar.total = total

@@ -6,7 +6,7 @@ from PIL import Image, ImageFilter
 
 from .checks import MAX_SIDE
 from .functional import resized, rgb_to_yuv, yuv_to_rgb
-from .images import MIN_SIDE
+from .images import MIN_SIDE, to_pil
 
 # Larger strokes are painted smaller and enlarged; half the photo's luminance detail finer than that comes back (all
 # of it returns the photo's own fine texture, which reads as small strokes again: bench/results/controls.md).
@@ -61,6 +61,13 @@ def at_photo_size(out: torch.Tensor, photo: torch.Tensor, with_detail: bool) -> 
         luminance = photo.mean(dim=1, keepdim=True)
         result = result + DETAIL_KEPT * (luminance - resized(resized(luminance, out.shape[-2:]), photo.shape[-2:]))
     return result.clamp(0, 1)
+
+
+def finished_picture(out: torch.Tensor, photo: torch.Tensor, preserve_color: bool, with_detail: bool) -> Image.Image:
+    """A painting (1, 3, h, w) as the user gets it: at the photo's size (at_photo_size), in the photo's colours where
+    asked, as an RGB image."""
+    out = at_photo_size(out.float().cpu(), photo, with_detail)
+    return to_pil(keep_luminance_only(out, photo) if preserve_color else out)
 
 
 def keep_luminance_only(stylized: torch.Tensor, content: torch.Tensor) -> torch.Tensor:

@@ -22,10 +22,10 @@ from .discriminator import MultiScaleDiscriminator, style_code
 from .encoding_cache import CACHE_BYTES, EncodingCache
 from .generator import Generator, StyleEncoding, StyleMix
 from .hub import resolve_model_folder
-from .images import fit_size, load_image, load_mask, to_pil, to_tensor
+from .images import fit_size, load_image, load_mask, to_tensor
 from .lambda_spec import LambdaSpec
 from .picture import (
-    at_photo_size, feathered, keep_luminance_only, painting_size, poster_stroke_factor, with_margin, without_margin,
+    feathered, finished_picture, painting_size, poster_stroke_factor, with_margin, without_margin,
 )
 from .refine import refine as refined_pictures
 from .student import Student
@@ -141,10 +141,11 @@ class Stylizer:
         return to_tensor(image).to(self.device, self.dtype).contiguous(memory_format=torch.channels_last)
 
     @torch.no_grad()
-    def encode_content(self, image: Image.Image, variant: str | None = None):
+    def encode_content(self, image: Image.Image, variant: str | None = None, cached: bool = True):
+        """cached=False for a picture seen once (a video's frame): kept, it would only push the others out."""
         variant = self.checked_variant(variant)
-        return self._cached(("content", variant, self._key(image)),
-                            lambda: self.model(variant).encode_content(with_margin(self._tensor(image))))
+        encode = lambda: self.model(variant).encode_content(with_margin(self._tensor(image)))  # noqa: E731
+        return self._cached(("content", variant, self._key(image)), encode) if cached else encode()
 
     @torch.no_grad()
     def encode_style(self, image: Image.Image, variant: str | None = None):
@@ -232,11 +233,7 @@ class Stylizer:
                                     progress)
             return
         photo_tensor = to_tensor(photo)
-
-        def finish(out: torch.Tensor) -> Image.Image:
-            out = at_photo_size(out.float().cpu(), photo_tensor, with_detail=stroke_scale > 1)
-            return to_pil(keep_luminance_only(out, photo_tensor) if preserve_color else out)
-
+        finish = lambda out: finished_picture(out, photo_tensor, preserve_color, with_detail=stroke_scale > 1)  # noqa: E731
         content_enc = self.encode_content(work_image, variant)
         out = self.stylize_tensor(content_enc, style_arg, lambda_tensor, strength_arg, variant)
         yield finish(out)
@@ -247,8 +244,7 @@ class Stylizer:
 
     def stylize_video(self, content, style, output=None, **controls):
         """A clip painted frame by frame: written to `output` (.mp4, sound kept) -> (frames, fps, sound), or without it an
-        iterator of PIL frames. controls: lambdas, strength, preserve_color, max_side (512), stroke_scale, variant,
-        progress(frames done, frames in all). stylize/video.py says how it streams and keeps the picture steady."""
+        iterator of PIL frames. controls: lambdas, strength, preserve_color, max_side, stroke_scale, variant, progress."""
         return stylize_video(self, content, style, output, **controls)
 
     def fitted(self, source, name: str, max_side: int) -> Image.Image:

@@ -15,9 +15,9 @@ import torch.nn.functional as F
 from PIL import Image
 
 from .encoder import DOWNSAMPLE
-from .functional import rgb_to_yuv, yuv_to_rgb
 from .generator import StyleMix
-from .picture import CONTENT_MARGIN, DETAIL_KEPT
+from .picture import CONTENT_MARGIN, DETAIL_KEPT, keep_luminance_only, poster_stroke_factor
+from .refine import REFINE_SIDE, working_size
 
 ONE_PASS_SIDE = 2048  # pictures painted larger than this are painted in tiles
 # Tile cores by model: with MARGIN around them, a tile of the quality generator holds about what a one-pass 1024 px
@@ -164,11 +164,9 @@ def finished(painting: np.ndarray, photo: Image.Image, preserve_color: bool, wit
             band += DETAIL_KEPT * (luminance[top:bottom] - resized_band(small, photo.size, (top, bottom)))[..., None]
         np.clip(band, 0, 1, out=band)
         if preserve_color:
-            rgb = torch.from_numpy(band).permute(2, 0, 1)[None]
-            photo_band = torch.from_numpy(np.asarray(photo.crop((0, top, width, bottom)), dtype=np.float32) / 255)
-            yuv = rgb_to_yuv(rgb)
-            yuv[:, 1:] = rgb_to_yuv(photo_band.permute(2, 0, 1)[None])[:, 1:]
-            band = yuv_to_rgb(yuv).clamp(0, 1)[0].permute(1, 2, 0).numpy()
+            photo_band = np.asarray(photo.crop((0, top, width, bottom)), dtype=np.float32) / 255
+            as_tensor = lambda rgb: torch.from_numpy(rgb).permute(2, 0, 1)[None]  # noqa: E731
+            band = keep_luminance_only(as_tensor(band), as_tensor(photo_band))[0].permute(1, 2, 0).numpy()
         out[top:bottom] = np.round(band * 255).astype(np.uint8)
     return Image.fromarray(out, "RGB")
 
@@ -184,8 +182,6 @@ def poster_steps(stylizer, photo: Image.Image, work_image: Image.Image, style, l
                  variant: str, preserve_color: bool, with_detail: bool, refine: dict | None, progress=None) -> Iterator[Image.Image]:
     """Stylizer.stylize_steps for a picture painted above ONE_PASS_SIDE: the one-pass picture tile by tile, then, where
     `refine` holds Stylizer.refine's arguments, the picture after each refine step, refine's change carried up to it."""
-    from .refine import REFINE_SIDE, working_size
-
     model, device, dtype = stylizer.model(variant), stylizer.device, stylizer.dtype
     check_memory(photo.size, work_image.size, variant)
     picture = canvas(work_image)
@@ -231,7 +227,7 @@ def memory_needed(photo_size: tuple[int, int], painted_size: tuple[int, int], va
 def poster_fits(side: int) -> bool:
     """Whether this machine holds a square poster of `side` px with the quality model now (the app offers it then)."""
     free = available_memory()
-    painted = round(side / max(1.0, side / 2048) ** 0.5)
+    painted = round(side / poster_stroke_factor(side))
     return free is None or memory_needed((side, side), (painted, painted), "quality") <= free
 
 

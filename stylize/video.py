@@ -10,8 +10,8 @@ import torch
 from PIL import Image
 
 from .checkpoint import atomic_write
-from .images import fit_size, to_pil, to_tensor
-from .picture import at_photo_size, keep_luminance_only, painting_size, with_margin
+from .images import fit_size, to_tensor
+from .picture import finished_picture, painting_size
 
 VIDEO_SUFFIXES = {".mp4", ".mov", ".webm", ".mkv", ".gif", ".avi", ".m4v"}
 MAX_SECONDS = 30 * 60  # longer clips are refused: a 2-core CPU paints ~10 frames a second at 480p
@@ -60,21 +60,16 @@ class FramePainter:
 
     @torch.no_grad()
     def __call__(self, frame: Image.Image) -> Image.Image:
-        stylizer = self.stylizer
         photo = fit_size(frame, self.max_side)
-        work = painting_size(photo, self.stroke_scale)
-        tensor = to_tensor(work).to(stylizer.device, stylizer.dtype).contiguous(memory_format=torch.channels_last)
-        encoding = stylizer.model(self.variant).encode_content(with_margin(tensor))  # not cached: every frame is new
+        encoding = self.stylizer.encode_content(painting_size(photo, self.stroke_scale), self.variant, cached=False)
         if self.stats is None:
             self.stats = encoding.stats
         else:
             self.stats = [tuple(STATS_SMOOTHING * old + (1 - STATS_SMOOTHING) * new for old, new in zip(before, now))
                           for before, now in zip(self.stats, encoding.stats)]
-        out = stylizer.stylize_tensor(dataclasses.replace(encoding, stats=self.stats), self.style, self.lambdas,
-                                      self.strength, self.variant)
-        photo_tensor = to_tensor(photo)
-        out = at_photo_size(out.float().cpu(), photo_tensor, with_detail=self.stroke_scale > 1)
-        return to_pil(keep_luminance_only(out, photo_tensor) if self.preserve_color else out)
+        out = self.stylizer.stylize_tensor(dataclasses.replace(encoding, stats=self.stats), self.style, self.lambdas,
+                                           self.strength, self.variant)
+        return finished_picture(out, to_tensor(photo), self.preserve_color, with_detail=self.stroke_scale > 1)
 
 
 def painted_frames(painter: FramePainter, path) -> Iterator[Image.Image]:
@@ -94,6 +89,7 @@ def write_video(painter: FramePainter, source, out_path: Path, progress=None) ->
     audio = container.streams.audio[0] if container.streams.audio else None
     total = stream.frames or None
     rate = stream.average_rate or stream.guessed_rate or 25
+    kept_as_is = audio is not None and audio.codec_context.name in AUDIO_KEPT_AS_IS
     done = [0]
 
     def encode(tmp: Path) -> None:
@@ -103,8 +99,7 @@ def write_video(painter: FramePainter, source, out_path: Path, progress=None) ->
             video.width, video.height, video.pix_fmt = size[0] // 2 * 2, size[1] // 2 * 2, "yuv420p"  # H.264 420: even sides
             sound = None
             if audio is not None:
-                kept = audio.codec_context.name in AUDIO_KEPT_AS_IS
-                sound = out.add_stream_from_template(audio) if kept else out.add_stream("aac", rate=audio.rate or 44100)
+                sound = out.add_stream_from_template(audio) if kept_as_is else out.add_stream("aac", rate=audio.rate or 44100)
             for packet in container.demux(*(s for s in (stream, audio) if s is not None)):
                 if packet.stream is stream:
                     for frame in packet.decode():
@@ -114,7 +109,7 @@ def write_video(painter: FramePainter, source, out_path: Path, progress=None) ->
                         if progress is not None:
                             progress(done[0], total)
                 elif packet.dts is not None:
-                    if sound is not None and audio.codec_context.name in AUDIO_KEPT_AS_IS:
+                    if kept_as_is:
                         packet.stream = sound
                         out.mux(packet)
                     else:
@@ -124,7 +119,7 @@ def write_video(painter: FramePainter, source, out_path: Path, progress=None) ->
             if not done[0]:
                 raise VideoInputError(f"video: no frame could be decoded from {source}")
             out.mux(video.encode())
-            if sound is not None and audio.codec_context.name not in AUDIO_KEPT_AS_IS:
+            if sound is not None and not kept_as_is:
                 out.mux(sound.encode())
 
     try:
@@ -145,10 +140,10 @@ def stylize_video(stylizer, content, style, output=None, lambdas: dict | None = 
     if output is not None and Path(output).suffix.lower() != ".mp4":
         raise ValueError(f"a stylised video is written as H.264 .mp4, not {Path(output).suffix or 'a name without suffix'}")
     variant = stylizer.checked_variant(variant)
+    opened(content)[0].close()  # a bad clip is one line before any work (the painting's encoding included)
     painter = FramePainter(stylizer, stylizer.fitted(style, "style", stylizer.style_max_side), stylizer.resolve_lambdas(lambdas),
                            checked_number(strength, "strength", 0.0, 1.0), checked_flag(preserve_color, "preserve_color"),
                            checked_max_side(max_side), checked_number(stroke_scale, "stroke scale", *STROKE_SCALES), variant)
-    opened(content)[0].close()  # a bad clip is one line before any work
     if output is None:
         return painted_frames(painter, content)
     return write_video(painter, content, Path(output), progress)

@@ -50,8 +50,8 @@ class DistillConfig:
     out: str = option("runs/fast", "run folder: OUT/fast/ (the student), OUT/distill.pt (resume state), OUT/log.csv "
                                    "(default %(default)s)")
     teacher: str = option(str(EMBEDDED_DIR), "teacher model folder (default: the embedded weights/)")
-    holdout: str = option(str(Path(__file__).resolve().parents[1] / "bench" / "holdout.txt"), "file names never trained on, one per line (default: "
-                                                               "bench/holdout.txt; '' for none)")
+    holdout: str = option(str(Path(__file__).resolve().parents[1] / "bench" / "holdout.txt"),
+                          "file names never trained on, one per line (default: bench/holdout.txt; '' for none)")
     size: int = option(256, "photo crop side in px, a multiple of 8 (default %(default)s)", 64, 4096)
     style_size: int = option(256, "painting crop side in px, a multiple of 8 (default %(default)s)", 64, 4096)
     batch_size: int = option(8, "examples per step (default %(default)s)", 1, 4096)
