@@ -5,7 +5,9 @@ A logistic regression on the pooled features of ImageNet EfficientNet-Lite0 (the
 scored on the held-out split (`bench/holdout.txt`). A measuring instrument only: never a loss, never used to
 pick anything on the test pairs.
 
-    python bench/artprobe.py        # fit, report held-out accuracy, write bench/artprobe.safetensors + results/artprobe.json
+    python bench/artprobe.py          # fit, report held-out accuracy, write bench/artprobe.safetensors + results/artprobe.json
+    python bench/artprobe.py --check  # the instrument still works (CI runs it): it tells the example photos from
+                                      # the example paintings and reads the default as more painting-like than old λ
 """
 import argparse
 import json
@@ -151,11 +153,33 @@ def split_files(kind: str) -> tuple[list, list]:
     return [p for p in files if p.name not in held], [p for p in files if p.name in held]
 
 
+def check() -> None:
+    from PIL import Image
+
+    from stylize.pipeline import Stylizer
+
+    probe, examples = ArtProbe.load(), REPO / "examples"
+    photos = [Image.open(p).convert("RGB") for p in sorted((examples / "content").glob("*.jpg"))]
+    paintings = [Image.open(p).convert("RGB") for p in sorted((examples / "style").glob("*.jpg"))]
+    photo_scores, painting_scores = probe(photos), probe(paintings)
+    print(f"P(painting): example photos at most {max(photo_scores):.2f}, example paintings at least {min(painting_scores):.2f}")
+    stylizer, style = Stylizer.from_pretrained(device="cpu"), examples / "style" / "deb-gcompris-vincentvangoghbridge.jpg"
+    contents = sorted((examples / "content").glob("*.jpg"))[:3]
+    default = probe([stylizer(c, style, max_side=256) for c in contents])
+    old = probe([stylizer(c, style, max_side=256, lambdas={"content": 2.0, "style": 3.0, "cycle": 0.5}) for c in contents])
+    print(f"P(painting) of three paintings: the default's λ {sum(default) / 3:.2f}, the old default λ {sum(old) / 3:.2f}")
+    if not max(photo_scores) < 0.5 < min(painting_scores) or sum(default) <= sum(old):
+        raise SystemExit("the probe no longer separates photos from paintings, or no longer ranks the default above old λ")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--l2", type=float, default=1e-3, help="L2 weight of the logistic regression (default %(default)s)")
+    parser.add_argument("--check", action="store_true", help="check the fitted probe on the examples instead of fitting it")
     args = parser.parse_args()
     torch.set_num_threads(2)
+    if args.check:
+        return check()
     network = EfficientNetLite0.pretrained()
     extractor = ArtProbe(network, {})
     splits = {}

@@ -7,7 +7,7 @@
   (t = 0: A's, 1: B's), and a 3-way mix on a sheet;
 - regions: mean distance (grey levels) of a half-painted photo's painted side to the single-style output and of its
   unpainted side to the model's strength-0 output and to the photo, away from the feathered edge;
-- stroke size: the texture frequency of the output (bench/common.texture_frequency) at five settings, Spearman ρ;
+- stroke size: the texture frequency of the output (tests/helpers.texture_frequency) at five settings, Spearman ρ;
 - batches: images/s of one `stylize` command over a folder against one process per pair, same pairs.
 """
 import argparse

@@ -1,6 +1,6 @@
 """Posters on this CPU, one run: the CLI at 1, 4, 16 and 33 megapixels (16:9, 7680 x 4320 the last) with both models,
 each in its own process (seconds end to end, s/MP, peak RSS), then at 7680 x 4320 the tile seams (gradient across a
-seam against the picture's columns and rows) and the stroke size by output size (bench/common.texture_frequency of a
+seam against the picture's columns and rows) and the stroke size by output size (tests/helpers.texture_frequency of a
 central 1024 px crop), a sheet of the whole picture beside 1:1 crops at a tile corner and at the face.
 
 The data holds no photo above 512 px: the input is a held-out portrait (a 16:9 crop) enlarged with Lanczos, so its own

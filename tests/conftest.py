@@ -1,7 +1,9 @@
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from stylize.discriminator import MultiScaleDiscriminator
 from stylize.encoder import VGGEncoder
@@ -48,3 +50,15 @@ def tiny_model_dir(tmp_path, tiny_generator, tiny_discriminator) -> Path:
     folder = tmp_path / "model"
     save_model_folder(folder, tiny_generator, tiny_discriminator, tiny_model_config())
     return folder
+
+
+@pytest.fixture(scope="session")
+def data_dirs(tmp_path_factory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("data")
+    rng = np.random.default_rng(0)
+    for sub, shape in (("content", (72, 88)), ("style/nested", (80, 64))):
+        (root / sub).mkdir(parents=True)
+        for i in range(4):
+            Image.fromarray((rng.random((*shape, 3)) * 255).astype(np.uint8)).save(root / sub / f"{i}.png")
+    (root / "style" / "broken.jpg").write_bytes(b"\xff\xd8\xff not really a jpeg")
+    return root / "content", root / "style"

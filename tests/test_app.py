@@ -15,7 +15,7 @@ from PIL import Image
 from stylize.pipeline import Stylizer
 from stylize.web import painted_mask
 
-from common import serve_app
+from .helpers import serve_app
 
 from .conftest import REPO
 

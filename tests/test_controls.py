@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
-from common import spearman, texture_frequency
+from .helpers import spearman, texture_frequency
 from stylize.encoder import TAPS
 from stylize.functional import mean_std
 from stylize.images import ImageInputError, to_tensor

@@ -6,7 +6,7 @@ import pytest
 import torch
 from PIL import Image
 
-from common import edge_and_interior, painted
+from .helpers import edge_and_interior, painted
 from stylize import losses
 from stylize.images import fit_size, to_pil, to_tensor
 from stylize.pipeline import Stylizer

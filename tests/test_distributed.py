@@ -5,10 +5,10 @@ import sys
 import torch
 
 import train.train as train_mod
-from common import free_port
+from .helpers import free_port
 
 from .conftest import REPO
-from .test_train import args_for, data_dirs, generator_weights  # noqa: F401 - fixture reuse
+from .test_train import args_for, generator_weights
 
 # The all-reduce sums in another order than one process does; Adam divides by sqrt(v), which turns
 # those last-bit differences of near-zero gradients into visible ones. Compared on the whole update.

@@ -26,7 +26,7 @@ from stylize.pipeline import Stylizer
 
 from .conftest import REPO
 from .test_pipeline import photo
-from .test_train import args_for, data_dirs  # noqa: F401 - the fixture
+from .test_train import args_for
 
 
 @pytest.fixture

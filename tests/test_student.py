@@ -22,7 +22,6 @@ from train.data import ImageSource
 
 from .conftest import REPO
 from .test_pipeline import photo
-from .test_train import data_dirs  # noqa: F401 - fixture reuse
 
 
 def distill_args(data_dirs, teacher, out, *extra) -> list[str]:  # noqa: F811

@@ -20,18 +20,6 @@ from stylize.pipeline import Stylizer
 from .conftest import REPO
 
 
-@pytest.fixture(scope="module")
-def data_dirs(tmp_path_factory) -> tuple[Path, Path]:
-    root = tmp_path_factory.mktemp("data")
-    rng = np.random.default_rng(0)
-    for sub, shape in (("content", (72, 88)), ("style/nested", (80, 64))):
-        (root / sub).mkdir(parents=True)
-        for i in range(4):
-            Image.fromarray((rng.random((*shape, 3)) * 255).astype(np.uint8)).save(root / sub / f"{i}.png")
-    (root / "style" / "broken.jpg").write_bytes(b"\xff\xd8\xff not really a jpeg")
-    return root / "content", root / "style"
-
-
 def args_for(data_dirs, out: Path, *extra: str) -> list[str]:
     content, style = data_dirs
     return ["--content-dir", str(content), "--style-dir", str(style), "--out", str(out), "--size", "64",
