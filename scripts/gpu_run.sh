@@ -3,35 +3,26 @@
 # time inference (eager, compiled, CUDA graphs) and, with TRAIN_SPEED=1, the training loop's variants. Each bench
 # writes its JSON after every row, so one stopped at the budget keeps what it measured.
 # VARIANTS="A;B" trains one run per ';'-separated set of extra train.py flags, all at once on the one GPU, to compare
-# variants within one call: at batch 32 the GPU is busy, so each gets half the steps (H200, 2026-11-27: 3.75 it/s each,
-# 7.5 together, 7.55 alone); run i comes back as $OUT/run<i>.tar (model folder without VGG, log.csv) and
+# variants within one call: at batch 32 the GPU is busy, so each gets half the steps (an H200: 3.75 it/s each, 7.5
+# together, 7.55 alone); run i comes back as $OUT/run<i>.tar (model folder without VGG, log.csv) and
 # $OUT/run<i>_samples.png, its console as run<i>.txt.
 # COMPILE=MODE trains with --compile MODE (use a mode bench/train_speed.py has shown to work and pay off on that card).
 # Usage (on the device machine): bash scripts/gpu_run.sh "$OUT" [train.py flags for every run, e.g. --init-from weights]
-# The 2026-11-27 calls (carried data made by scripts/shrink_dataset.py):
-#   DATA=.gpu/half BATCH=32 TRAIN_MINUTES=4 TRAIN_SPEED=1 BUDGET_S=555 bash scripts/gpu_run.sh "$OUT" --init-from weights
-#   DATA=.gpu/other BATCH=32 TRAIN_MINUTES=8 VARIANTS=";--d-style-condition" BUDGET_S=520 \
-#     bash scripts/gpu_run.sh "$OUT" --init-from weights
-# The 2026-11-29 calls (H200; docs/history.md "2026-11-29 (last, H200)"): the paintings model from scratch beside a
-# student, then the teacher continued alone on the warm machine. The pack (every training photo and painting,
-# `python -m scripts.shrink_dataset ../shared/data .gpu/paint --side 240 --style-side 224 --quality 40 --format webp
-# --holdout bench/holdout.txt`, 28.6 MB) travels as one file, `tar -czf .gpu/paint.tgz -C .gpu paint`, carried as
-# .gpu/paint.tgz: as 4,713 files it counted over the 64 MiB limit. The tracked tree travels too and must leave room for
-# it (tests/test_train.py checks; 36 MB + 28.5 MB on 2026-12-03, a dry run of the student call below passed on CPU).
-#   tar -xzf .gpu/paint.tgz -C .gpu && DATA=.gpu/paint BATCH=16 TRAIN_MINUTES=7.5 BUDGET_S=0 \
-#     DISTILL="--amp --size 256 --style-size 192 --batch-size 32 --iters 2500 --lr 5e-4 --save-every 500 --log-every 50" \
-#     bash scripts/gpu_run.sh "$OUT" --skip-taps relu3_1 --style-size 192 --d-style-condition --lambda-content 0.3 --lambda-style 10
-# Prepared next, as one call (a 15-minute lease holds about 9 minutes of training): the student alone, continuing the
-# installed one (every CPU step so far, its 1/8 level regrown), with its data drawn in worker processes (it ran at 0.64
-# steps/s beside the teacher drawing in line):
+# The data travels as one packed file (a folder of 4,713 files counts over the 64 MiB a call carries, and the tracked
+# tree travels too: tests/test_train.py checks that both fit):
+#   python -m scripts.shrink_dataset ../shared/data .gpu/paint --side 240 --style-side 224 --quality 40 --format webp \
+#     --holdout bench/holdout.txt && tar -czf .gpu/paint.tgz -C .gpu paint      # then carry .gpu/paint.tgz
+# The standing call, continuing the shipped default (never from scratch in one lease: a paintings model from scratch
+# reached 5,205 of the default's 13,237 steps in 12 H200 minutes, docs/history.md):
+#   tar -xzf .gpu/paint.tgz -C .gpu && DATA=.gpu/paint BATCH=32 TRAIN_MINUTES=9 BUDGET_S=570 \
+#     bash scripts/gpu_run.sh "$OUT" --init-from weights --d-style-condition
+# The student alone, continuing the installed one, its data drawn in worker processes:
 #   tar -xzf .gpu/paint.tgz -C .gpu && python3 -m train.distill --content-dir .gpu/paint/content \
 #     --style-dir .gpu/paint/style --out /tmp/distill --init-from weights/fast --device cuda --amp --size 256 \
 #     --style-size 192 --batch-size 32 --iters 4000 --lr 3e-4 --max-minutes 8 --log-every 50 --save-every 500 \
 #     && tar -cf "$OUT/student.tar" -C /tmp/distill log.csv fast
-#   (--amp: bf16 autocast, whose loss terms match fp32's within 5 %: tests/test_student.py; --lr 3e-4: at 1e-3 the
-#   regrown level saturated the pictures, docs/history.md "2026-11-29 (last, CPU)". From scratch instead, drop
-#   --init-from and take --lr 5e-4: there the Gram term dominates the first steps, and at 2e-3 they swung the output
-#   towards saturation, "silent units")
+#   (--amp: bf16 autocast, whose loss terms match fp32's within 5 %: tests/test_student.py; --lr 3e-4: at 1e-3 a
+#   continued student's pictures saturated. From scratch, drop --init-from and take --lr 5e-4.)
 # DISTILL="train.distill flags" distils a fast student from the embedded teacher (weights/) beside the training runs, on
 # the same GPU and for TRAIN_MINUTES, so that whichever model the measurements install, the call has trained its use;
 # it comes back as $OUT/student.tar (fast/ without VGG, log.csv) and its console as student.txt.

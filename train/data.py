@@ -223,32 +223,3 @@ def loader(examples: Examples, first_step: int, workers: int, pin_memory: bool):
     return iter(torch.utils.data.DataLoader(examples, batch_sampler=keys(), num_workers=workers, collate_fn=collate,
                                             pin_memory=pin_memory, prefetch_factor=4 if workers else None,
                                             persistent_workers=False))
-
-
-def main(argv=None) -> int:
-    """python -m train.data CONTENT_DIR STYLE_DIR [--workers N]: the data path's examples/s on this machine, as JSON."""
-    import argparse
-    import json
-    import time
-
-    parser = argparse.ArgumentParser(description=main.__doc__)
-    parser.add_argument("content_dir", type=Path)
-    parser.add_argument("style_dir", type=Path)
-    parser.add_argument("--workers", type=int, default=0)
-    parser.add_argument("--size", type=int, default=256)
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--seconds", type=float, default=20)
-    args = parser.parse_args(argv)
-    examples = Examples((ImageSource.from_folder(args.content_dir), ImageSource.from_folder(args.style_dir)), args.batch_size,
-                        (args.size, args.size), 0, lambda uniform: ())
-    batches = loader(examples, 0, args.workers, pin_memory=False)
-    next(batches)  # the workers' start-up
-    started, count = time.perf_counter(), 0
-    while time.perf_counter() - started < args.seconds:
-        count += len(next(batches)[0])
-    print(json.dumps({"workers": args.workers, "examples_per_s": count / (time.perf_counter() - started)}))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
