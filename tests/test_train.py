@@ -1,5 +1,7 @@
 """Training: CLI smoke, resume equivalence, atomic saves, unreadable files, NaN guard, Hub upload."""
 import csv
+import json
+import shutil
 import subprocess
 from concurrent.futures import Future
 import sys
@@ -13,9 +15,11 @@ from PIL import Image
 from safetensors.torch import load_file
 
 import train.data as train_data
+import train.distill as distill_mod
 import train.train as train_mod
 from stylize import checkpoint
 from stylize.pipeline import Stylizer
+from train.data import ImageSource
 
 from .conftest import REPO
 
@@ -78,7 +82,7 @@ def test_style_conditional_critic_continues_an_unconditional_model(data_dirs, tm
     stylizer = Stylizer.from_pretrained(conditional / "model", device="cpu")
     assert stylizer.discriminator.conditional
     assert train_mod.main(args_for(data_dirs, conditional, "--iters", "3", "--resume")) == 1  # flag forgotten: told, not crashed
-    assert "holds a style-conditional critic" in caplog.text and "add --d-style-condition" in caplog.text
+    assert "was run with --d-style-condition" in caplog.text and "(add --d-style-condition)" in caplog.text
     content, style = Image.new("RGB", (64, 64), "red"), Image.new("RGB", (64, 64), "blue")
     assert stylizer(content, style, refine_steps=1, lambdas={"adv": 1.0}).size == (64, 64)  # refine feeds D the code
 
@@ -259,7 +263,7 @@ def test_resume_with_other_model_shaping_flags_is_one_line_and_stages_are_record
     out = tmp_path / "run"
     assert train_mod.main(args_for(data_dirs, out, "--iters", "1")) == 0
     assert train_mod.main(args_for(data_dirs, out, "--iters", "2", "--resume", "--skip-taps", "relu3_1")) == 1
-    assert "trained with --skip-taps relu1_1,relu2_1,relu3_1, not relu3_1" in caplog.text
+    assert "run with --skip-taps relu1_1,relu2_1,relu3_1, not relu3_1" in caplog.text
     assert train_mod.main(args_for(data_dirs, out, "--iters", "2", "--resume")) == 0
     stages = Stylizer.from_pretrained(out / "model", device="cpu").config["training"]["stages"]
     assert [(s["from_step"], s["steps"]) for s in stages] == [(0, 2)]  # a resumed run continues its stage
@@ -301,7 +305,7 @@ def test_nothing_is_decoded_before_the_first_step(data_dirs, tmp_path, monkeypat
     decoded = []
     real_load = train_data.load_image
     monkeypatch.setattr(train_data, "load_image", lambda *a, **k: decoded.append(a[0]) or real_load(*a, **k))
-    sources = train_mod.load_sources(train_mod.parse_args(args_for(data_dirs, tmp_path / "run")))
+    sources = train_mod.load_sources(train_mod.parse_args(args_for(data_dirs, tmp_path / "run")), seed=0)
     assert decoded == [] and len(sources[0]) == 4 and len(sources[1]) == 5  # listed, not read
     sources[0].crop(0, 32, torch.Generator().manual_seed(0))
     assert len(decoded) == 1
@@ -327,3 +331,60 @@ def test_the_working_tree_leaves_room_for_the_gpu_calls_data_pack():
     assert tracked + pack_bytes < device_limit, (
         f"tracked files {tracked / 2**20:.1f} MiB + the data pack leave no room under the device's 64 MiB: move superseded "
         "result pictures to the git history (docs/history.md names where)")
+
+
+def streamed_photos(data_dirs, tmp_path, count: int = 12) -> Path:
+    """An imagefolder of `count` photos (the data_dirs' four, repeated), which `datasets` streams like a Hub dataset."""
+    folder = tmp_path / "streamed"
+    folder.mkdir()
+    sources = sorted(data_dirs[0].glob("*.png"))
+    for i in range(count):
+        shutil.copy(sources[i % len(sources)], folder / f"{i:03d}.png")
+    return folder
+
+
+def test_a_streamed_dataset_is_read_as_drawn_in_a_seeded_order_and_resumes_exactly(data_dirs, tmp_path):
+    """--streaming: rows come in a shuffled order fixed by the seed, no further than the draws need; a run resumed at
+    any step (a fresh process reading the stream up to there) draws what the unbroken run drew; epochs go on."""
+    pytest.importorskip("datasets")
+    from train.data import Stream
+
+    folder = streamed_photos(data_dirs, tmp_path)
+
+    def draws(seed: int, steps: range) -> list[torch.Tensor]:
+        source = ImageSource.from_dataset(str(folder), stream=Stream(seed, buffer=4))
+        examples = train_data.Examples((source, source), 2, (32, 32), seed, lambda uniform: ())
+        return [examples.batch(step)[0] for step in steps], source
+
+    unbroken, source = draws(0, range(8))  # 16 rows: past the end of the 12-row stream, into its second epoch
+    assert source.streamed and source.read.position == 16 and source.read.epoch == 1
+    resumed, _ = draws(0, range(5, 8))
+    assert all(torch.equal(a, b) for a, b in zip(unbroken[5:], resumed))
+    other_seed, _ = draws(1, range(3))
+    assert not all(torch.equal(a, b) for a, b in zip(unbroken[:3], other_seed))
+    first, source = draws(0, range(1))
+    assert source.read.position == 2  # one step of batch 2: two rows read, not the dataset
+
+
+def test_distill_streams_hub_style_datasets_logs_to_tensorboard_and_resumes_exactly(data_dirs, tiny_model_dir, tmp_path):
+    pytest.importorskip("datasets")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from .test_student import distill_args
+
+    folder = streamed_photos(data_dirs, tmp_path)
+    streamed = ["--content-dataset", str(folder), "--content-dir", "", "--streaming", "--shuffle-buffer", "4"]
+    unbroken, resumed = tmp_path / "unbroken", tmp_path / "resumed"
+    assert distill_mod.main([*distill_args(data_dirs, tiny_model_dir, unbroken, "--iters", "3"), *streamed,
+                             "--report-to", "tensorboard"]) == 0
+    events = EventAccumulator(str(unbroken / "tensorboard"))
+    events.Reload()
+    assert {"loss/texture", "loss/pixel", "lr"} <= set(events.Tags()["scalars"])
+    config = json.loads((unbroken / "fast" / "config.json").read_text())
+    assert config["training"]["data"]["content"]["streamed"] is True
+    assert distill_mod.main([*distill_args(data_dirs, tiny_model_dir, resumed, "--iters", "3", "--max-minutes", "1e-9"), *streamed]) == 0
+    assert distill_mod.main([*distill_args(data_dirs, tiny_model_dir, resumed, "--iters", "3", "--resume"), *streamed[:-2],
+                             "--shuffle-buffer", "8"]) == 1  # another stream than the one it trained on: refused
+    assert distill_mod.main([*distill_args(data_dirs, tiny_model_dir, resumed, "--iters", "3", "--resume"), *streamed]) == 0
+    a, b = (load_file(str(run / "fast" / "student.safetensors")) for run in (unbroken, resumed))
+    assert all(torch.equal(a[k], b[k]) for k in a)

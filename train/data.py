@@ -1,9 +1,11 @@
-"""Training data read on demand: image folders or Hugging Face datasets -> random crops, each a pure function of
-(seed, step, example), decoded in DataLoader worker processes.
+"""Training data read on demand: image folders or Hugging Face datasets (memory-mapped, or streamed) -> random crops,
+each a pure function of (seed, step, example), decoded in DataLoader worker processes.
 
 Nothing is decoded before step 1 and a process holds no corpus in memory (an optional cache holds what fits a stated
 budget), so memory and start-up do not grow with the corpus. Because every draw is a pure function of its key, a
-resumed run, a multi-process run and any number of workers see exactly the examples of one unbroken process.
+resumed run, a multi-process run and any number of workers see exactly the examples of one unbroken process. A
+streamed dataset has no random access: its k-th row (after a seeded shuffle buffer) is a process's k-th example, and a
+resumed run reads the stream up to its position again without decoding it (the cost: docs/training.md).
 """
 import functools
 import hashlib
@@ -16,10 +18,75 @@ import numpy as np
 import torch
 from PIL import Image
 
-from stylize.images import ImageInputError, list_images, load_image
+from stylize.images import ImageInputError, list_images, load_image, read_name_list
+from train.runs import EVERY, option
 
 CROP_MARGIN = 1.15  # images are resized to this times the crop side (short side), then cropped at random
+STREAM_WINDOW = 256  # rows a stream keeps behind its position: an unreadable row's stand-in is read again from here
 log = logging.getLogger("stylize.train")
+
+
+@dataclass
+class DataOptions:
+    """Where the photos and paintings come from: the options train.train and train.distill share."""
+
+    content_dir: str = option("", "folder of photos, searched recursively for jpg/png/webp (or --content-dataset)")
+    style_dir: str = option("", "folder of paintings, searched recursively (or --style-dataset)")
+    content_dataset: str = option("", "photos from a `datasets` dataset instead of a folder: a Hub id (e.g. "
+                                      "detection-datasets/coco), a folder written by save_to_disk, or an imagefolder"
+                                      " directory; memory-mapped and read when drawn, or streamed (--streaming)")
+    style_dataset: str = option("", "paintings from a `datasets` dataset (e.g. huggan/wikiart)")
+    content_split: str = option("train", "split of --content-dataset (default %(default)s)")
+    style_split: str = option("train", "split of --style-dataset (default %(default)s)")
+    content_image_column: str = option("image", "image column of --content-dataset (default %(default)s)")
+    style_image_column: str = option("image", "image column of --style-dataset (default %(default)s)")
+    streaming: bool = option(False, "stream the datasets (`datasets`' streaming=True) instead of downloading them "
+                                    "first: training starts within a minute whatever their size; rows are shuffled "
+                                    "in a buffer (--shuffle-buffer) seeded by --seed, read in the training process "
+                                    "(no data workers), and --resume reads the stream again up to its position")
+    shuffle_buffer: int = option(1000, "rows of a streamed dataset shuffled together (default %(default)s)", 1, EVERY)
+    holdout: str = option("", "file of image file names never trained on, one per line (default %(default)r)")
+    cache_mb: int = option(0, "keep resized images in RAM, per data process, up to this many MB (0: decode at every "
+                              "draw; memory then does not grow with the corpus)", 0, EVERY)
+    workers: int = option(-1, "DataLoader worker processes per training process that read, decode and crop the next "
+                              "batches (-1: none on a CPU device, where they would compete with the step for the "
+                              "cores; else min(8, cores per process)); draws are the same for any number", -1, 64)
+
+
+def check_data_options(parser, cfg: DataOptions) -> None:
+    for kind in ("content", "style"):
+        if bool(getattr(cfg, f"{kind}_dir")) == bool(getattr(cfg, f"{kind}_dataset")):
+            parser.error(f"give --{kind}-dir or --{kind}-dataset (one of them)")
+    if cfg.streaming and not (cfg.content_dataset or cfg.style_dataset):
+        parser.error("--streaming streams --content-dataset or --style-dataset; folders are read as they are")
+
+
+def load_sources(cfg: DataOptions, seed: int, rank: int = 0, world: int = 1) -> tuple["ImageSource", "ImageSource"]:
+    """The photos and the paintings, listed (folders), memory-mapped or streamed (datasets); nothing is decoded yet."""
+    exclude = set(read_name_list(Path(cfg.holdout))) if cfg.holdout else set()
+    cache = cfg.cache_mb * 2**20 // 2
+    sources = []
+    for k, kind in enumerate(("content", "style")):
+        dataset = getattr(cfg, f"{kind}_dataset")
+        if not dataset:
+            sources.append(ImageSource.from_folder(Path(getattr(cfg, f"{kind}_dir")), exclude, cache))
+            continue
+        stream = Stream(seed + k, cfg.shuffle_buffer, rank, world) if cfg.streaming else None
+        sources.append(ImageSource.from_dataset(dataset, getattr(cfg, f"{kind}_split"), getattr(cfg, f"{kind}_image_column"),
+                                                cache, stream))
+    log.info("data: %s content, %s style images (read when drawn; %d names held out)",
+             *(f"{len(s)}" if not s.streamed else f"a stream of {len(s) or 'unknown many'}" for s in sources), len(exclude))
+    return sources[0], sources[1]
+
+
+@dataclass(frozen=True)
+class Stream:
+    """How a dataset is streamed: its shuffle buffer's seed and size, and this process's share of its rows."""
+
+    seed: int
+    buffer: int
+    rank: int = 0
+    world: int = 1
 
 
 def check_hub_reachable(dataset_id: str) -> None:
@@ -49,6 +116,7 @@ class ImageSource:
     read: object  # index -> PIL image (raises on an unreadable one)
     description_: dict
     cache_bytes: int = 0
+    streamed: bool = False
     skipped: set = field(default_factory=set)
     cache: dict = field(default_factory=dict)
     cached_bytes: int = 0
@@ -66,32 +134,47 @@ class ImageSource:
         return cls(str(folder), len(paths), FolderReader(paths), description, cache_bytes)
 
     @classmethod
-    def from_dataset(cls, name: str, split: str = "train", column: str = "image", cache_bytes: int = 0) -> "ImageSource":
-        """A Hub dataset id (downloaded once, then memory-mapped), a folder written by Dataset.save_to_disk, or an
-        `imagefolder` directory."""
+    def from_dataset(cls, name: str, split: str = "train", column: str = "image", cache_bytes: int = 0,
+                     stream: Stream | None = None) -> "ImageSource":
+        """A Hub dataset id (downloaded once, then memory-mapped, or with `stream` streamed), a folder written by
+        Dataset.save_to_disk, or an `imagefolder` directory."""
         import datasets
 
         if not Path(name).is_dir():
             check_hub_reachable(name)
+        streaming = stream is not None
         try:
             if Path(name).is_dir() and (Path(name) / "dataset_info.json").exists():
                 dataset = datasets.load_from_disk(name)
             elif Path(name).is_dir():
-                dataset = datasets.load_dataset("imagefolder", data_dir=name, split=split)
+                dataset = datasets.load_dataset("imagefolder", data_dir=name, split=split, streaming=streaming)
             else:
-                dataset = datasets.load_dataset(name, split=split)
+                dataset = datasets.load_dataset(name, split=split, streaming=streaming)
         except Exception as err:  # noqa: BLE001 - the Hub, the network and the loaders raise anything
             raise ValueError(f"cannot load dataset {name!r} (split {split!r}): {type(err).__name__}: "
                              f"{' '.join(str(err).split())[:200]}") from None
-        if isinstance(dataset, datasets.DatasetDict):
+        if isinstance(dataset, (datasets.DatasetDict, datasets.IterableDatasetDict)):
             if split not in dataset:
                 raise ValueError(f"dataset {name!r} has no split {split!r}; it has {', '.join(dataset)}")
             dataset = dataset[split]
-        if column not in dataset.column_names:
+        if column not in (dataset.column_names or [column]):
             raise ValueError(f"dataset {name!r} has no column {column!r}; it has {', '.join(dataset.column_names)}")
+        label = Path(name).name if Path(name).is_dir() else name
+        if streaming:
+            if isinstance(dataset, datasets.Dataset):
+                dataset = dataset.to_iterable_dataset(num_shards=min(64, max(1, len(dataset))))
+            dataset = dataset.cast_column(column, datasets.Image(decode=False))  # a row skipped is not decoded
+            dataset = dataset.shuffle(seed=stream.seed, buffer_size=stream.buffer)
+            if stream.world > 1:
+                dataset = datasets.distributed.split_dataset_by_node(dataset, stream.rank, stream.world)
+            split_info = (dataset.info.splits or {}).get(split)
+            count = split_info.num_examples if split_info else 0
+            description = {"dataset": label, "split": split, "streamed": True, "shuffle_seed": stream.seed,
+                           "shuffle_buffer": stream.buffer}
+            return cls(name, count, StreamReader(dataset, column), description, cache_bytes, streamed=True)
         if len(dataset) == 0:
             raise ValueError(f"dataset {name!r} (split {split!r}) is empty")
-        description = {"dataset": Path(name).name if Path(name).is_dir() else name, "split": split, "images": len(dataset),
+        description = {"dataset": label, "split": split, "images": len(dataset),
                        "fingerprint": getattr(dataset, "_fingerprint", None)}
         return cls(name, len(dataset), DatasetReader(dataset, column), description, cache_bytes)
 
@@ -104,8 +187,8 @@ class ImageSource:
     def image(self, index: int, side: int) -> torch.Tensor:
         """Image `index` as uint8 (3, H, W), short side resized to `side`. An unreadable one is counted and logged once,
         and the next readable index stands in for it (the same one every time, so draws stay pure)."""
-        for offset in range(self.count):
-            i = (index + offset) % self.count
+        for offset in range(STREAM_WINDOW if self.streamed else self.count):
+            i = index + offset if self.streamed else (index + offset) % self.count
             key = (i, side)
             if key in self.cache:
                 return self.cache[key]
@@ -150,6 +233,45 @@ class FolderReader:
         return self.paths[i].name
 
 
+class StreamReader:
+    """Row `i` of a streamed dataset, read in order: a row ahead is reached by reading (not decoding) the rows between,
+    a row more than STREAM_WINDOW behind by reading the stream again from its start (a resumed run's first draw), and
+    the end of the stream starts its next epoch, reshuffled."""
+
+    def __init__(self, dataset, column: str):
+        self.dataset, self.column = dataset, column
+        self.rows, self.epoch, self.position, self.window = None, 0, 0, {}
+
+    def __getstate__(self):  # a worker process starts its own reading
+        return {**self.__dict__, "rows": None, "epoch": 0, "position": 0, "window": {}}
+
+    def start(self, epoch: int) -> None:
+        self.epoch = epoch
+        self.dataset.set_epoch(epoch)
+        self.rows = iter(self.dataset)
+
+    def __call__(self, i: int):
+        if i not in self.window:
+            if self.rows is None or i < self.position:
+                self.start(0)
+                self.position, self.window = 0, {}
+            while self.position <= i:
+                row = next(self.rows, None)
+                if row is None:
+                    if self.position == 0:
+                        raise ValueError("the streamed dataset has no rows")
+                    self.start(self.epoch + 1)
+                    continue
+                self.window[self.position] = row[self.column]
+                self.window.pop(self.position - STREAM_WINDOW, None)
+                self.position += 1
+        image = self.window[i]
+        return image["bytes"] if image.get("bytes") else image["path"]
+
+    def label(self, i: int) -> str:
+        return f"streamed row {i}"
+
+
 class DatasetReader:
     def __init__(self, dataset, column: str):
         self.dataset, self.column = dataset, column
@@ -189,7 +311,8 @@ class Examples(torch.utils.data.Dataset):
     def __getitem__(self, key: tuple[int, int]):
         step, j = key
         gen = example_generator(self.seed, step, self.rank * self.batch_size + j)
-        crops = [source.crop(shard_index(len(source), step, j, self.batch_size, self.rank, self.world, self.seed + k), size, gen)
+        crops = [source.crop(step * self.batch_size + j if source.streamed else  # this process's own share of the stream
+                             shard_index(len(source), step, j, self.batch_size, self.rank, self.world, self.seed + k), size, gen)
                  for k, (source, size) in enumerate(zip(self.sources, self.sizes))]
         return (*crops, *self.draw_condition(lambda: torch.rand(1, generator=gen).item()))
 
@@ -204,9 +327,13 @@ def collate(examples: list[tuple]) -> tuple[torch.Tensor, ...]:
     return (torch.stack(columns[0]), torch.stack(columns[1]), *(torch.tensor(c) for c in columns[2:]))
 
 
-def worker_count(requested: int, device: torch.device, processes: int = 1) -> int:
+def worker_count(requested: int, device: torch.device, processes: int = 1, streamed: bool = False) -> int:
     """`requested` data workers, or for -1: none on a CPU device (they would take the cores the step needs), else up
-    to 8 per training process."""
+    to 8 per training process. None for a stream: each worker would read all of it to reach its own rows."""
+    if streamed:
+        if requested > 0:
+            log.info("--workers %d: a streamed dataset is read in the training process", requested)
+        return 0
     if requested >= 0:
         return requested
     return 0 if device.type == "cpu" else max(1, min(8, (os.cpu_count() or 1) // processes))

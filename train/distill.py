@@ -3,6 +3,7 @@
     python -m train.distill --content-dir ../shared/data/content --style-dir ../shared/data/style --out runs/fast
     python -m train.distill ... --out runs/fast --resume           # continue exactly
     python -m train.distill ... --install                          # when done, put the student beside its teacher
+    python -m train.distill --content-dataset detection-datasets/coco --style-dataset huggan/wikiart --streaming ...
 
 One loop: draw photo and painting crops, λ (half at the teacher's defaults, half log-uniform in its trained ranges)
 and a strength (mostly 1, some 0, some in between) -> the teacher's picture (no gradient) -> the student's. The
@@ -34,24 +35,25 @@ from stylize.generator import Generator
 from stylize.lambda_spec import LambdaSpec
 from stylize.devices import bf16_is_emulated, pick_device
 from stylize.student import Student
-from stylize.images import read_name_list
-from train.data import Examples, ImageSource, loader, worker_count
-from train.runs import EMULATED_AMP_WARNING, EVERY, append_log_row, check_option_ranges, claim_run_folder, option, options_parser, start_log
+from train.data import DataOptions, Examples, ImageSource, check_data_options, load_sources, loader, worker_count
+from train.runs import (
+    EMULATED_AMP_WARNING, EVERY, ReportOptions, RunLog, check_option_ranges, check_resume_flags, claim_run_folder,
+    entry_point, option, options_parser,
+)
 
 log = logging.getLogger("stylize.distill")
 
 LOG_COLUMNS = ["step", "seconds", "loss", "pixel", "feature", "texture", "objective", "lr"]
+HOLDOUT = Path(__file__).resolve().parents[1] / "bench" / "holdout.txt"  # the benches' test and validation images
+# Flags a resumed distillation must repeat: they shape the student or the stream of examples it was trained on.
+RESUME_MUST_MATCH = ("widths", "blocks", "code_dim", "film_hidden", "streaming", "shuffle_buffer")
 
 
 @dataclass
-class DistillConfig:
-    content_dir: str = option("", "folder of photos (searched recursively)")
-    style_dir: str = option("", "folder of paintings (searched recursively)")
+class DistillConfig(DataOptions, ReportOptions):
     out: str = option("runs/fast", "run folder: OUT/fast/ (the student), OUT/distill.pt (resume state), OUT/log.csv "
                                    "(default %(default)s)")
     teacher: str = option(str(EMBEDDED_DIR), "teacher model folder (default: the embedded weights/)")
-    holdout: str = option(str(Path(__file__).resolve().parents[1] / "bench" / "holdout.txt"),
-                          "file names never trained on, one per line (default: bench/holdout.txt; '' for none)")
     size: int = option(256, "photo crop side in px, a multiple of 8 (default %(default)s)", 64, 4096)
     style_size: int = option(256, "painting crop side in px, a multiple of 8 (default %(default)s)", 64, 4096)
     batch_size: int = option(8, "examples per step (default %(default)s)", 1, 4096)
@@ -82,9 +84,6 @@ class DistillConfig:
     amp: bool = option(False, "bf16 autocast for the teacher's and the student's passes and the VGG of the loss "
                               "(Gram matrices stay fp32): on a CUDA GPU, or a CPU with AMX (bench/train_speed.py); "
                               "other CPUs emulate bf16 slowly")
-    workers: int = option(-1, "DataLoader worker processes that read, decode and crop the next batches (-1: none on "
-                              "a CPU device, where they would compete with the step for the cores; else min(8, "
-                              "cores)); draws are the same for any number", -1, 64)
     log_every: int = option(25, "steps between log.csv rows (default %(default)s)", 1, EVERY)
     save_every: int = option(250, "steps between checkpoints (default %(default)s)", 1, EVERY)
     max_minutes: float = option(0.0, "save and stop after this many minutes (0: no limit; default %(default)s)", 0, EVERY)
@@ -97,9 +96,9 @@ class DistillConfig:
 
 def parse_args(argv=None) -> DistillConfig:
     parser = options_parser(DistillConfig, __doc__, prog="python -m train.distill")
+    parser.set_defaults(holdout=str(HOLDOUT))
     cfg = DistillConfig(**vars(parser.parse_args(argv)))
-    if not cfg.content_dir or not cfg.style_dir:
-        parser.error("--content-dir and --style-dir are required")
+    check_data_options(parser, cfg)
     check_option_ranges(parser, cfg)
     if cfg.size % DOWNSAMPLE or cfg.style_size % DOWNSAMPLE:
         parser.error(f"--size and --style-size must be multiples of {DOWNSAMPLE} (the teacher's encodings are reused unpadded)")
@@ -172,6 +171,7 @@ def distill(cfg: DistillConfig) -> Path:
     step = 0
     if cfg.resume:
         state = load_resume_state(out / "distill.pt", device, ("student", "optimizer", "schedule", "step", "teacher_sha256"))
+        check_resume_flags(out / "distill.pt", state.get("config", {}), cfg, RESUME_MUST_MATCH)
         if state["teacher_sha256"] != teacher_hash:
             raise ValueError(f"--resume: {out / 'distill.pt'} was distilled from another teacher than {cfg.teacher}")
         student.load_state_dict(state["student"])
@@ -180,11 +180,10 @@ def distill(cfg: DistillConfig) -> Path:
         step = state["step"]
         log.info("resumed at step %d", step)
 
-    exclude = set(read_name_list(Path(cfg.holdout))) if cfg.holdout else set()
-    sources = (ImageSource.from_folder(Path(cfg.content_dir), exclude), ImageSource.from_folder(Path(cfg.style_dir), exclude))
+    sources = load_sources(cfg, cfg.seed)
     draws = examples(cfg, sources, spec)
-    log.info("student: %.2f M parameters; teacher %s (generator sha256 %s); %d photos, %d paintings",
-             sum(p.numel() for p in student.parameters()) / 1e6, cfg.teacher, teacher_hash[:12], len(sources[0]), len(sources[1]))
+    log.info("student: %.2f M parameters; teacher %s (generator sha256 %s)",
+             sum(p.numel() for p in student.parameters()) / 1e6, cfg.teacher, teacher_hash[:12])
 
     def save() -> None:
         info = {"step": step, "size": cfg.size, "style_size": cfg.style_size, "batch_size": cfg.batch_size,
@@ -194,10 +193,10 @@ def distill(cfg: DistillConfig) -> Path:
                  "step": step, "teacher_sha256": teacher_hash, "config": asdict(cfg)}
         atomic_write(out / "distill.pt", lambda tmp: torch.save(state, tmp))
 
-    log_path = out / "log.csv"
-    start_log(log_path, LOG_COLUMNS, step if cfg.resume else None)
+    run_log = RunLog(out, LOG_COLUMNS, step if cfg.resume else None, cfg.report_to)
     started = time.time()
-    batches = loader(draws, step, worker_count(cfg.workers, device), pin_memory=device.type == "cuda")
+    batches = loader(draws, step, worker_count(cfg.workers, device, streamed=any(s.streamed for s in sources)),
+                     pin_memory=device.type == "cuda")
     while step < cfg.iters:
         content, style, lambdas, strengths = (t.to(device, non_blocking=True) for t in next(batches))
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.amp):
@@ -213,8 +212,8 @@ def distill(cfg: DistillConfig) -> Path:
         step += 1
         out_of_time = cfg.max_minutes > 0 and time.time() - started > cfg.max_minutes * 60
         if step % cfg.log_every == 0 or step == cfg.iters or out_of_time:
-            append_log_row(log_path, LOG_COLUMNS, {"step": step, "seconds": round(time.time() - started, 2),
-                                                   "lr": schedule.get_last_lr()[0], **parts})
+            run_log.write({"step": step, "seconds": round(time.time() - started, 2), "lr": schedule.get_last_lr()[0], **parts},
+                          {**{f"loss/{name}": value for name, value in parts.items()}, "lr": schedule.get_last_lr()[0]})
             log.info("step %d  %.0f s  loss %.4f  pixel %.4f  feature %.4f  texture %.4f  objective %.4f", step,
                      time.time() - started, parts["loss"], parts["pixel"], parts["feature"], parts["texture"], parts["objective"])
         if step % cfg.save_every == 0 or step == cfg.iters or out_of_time:
@@ -222,6 +221,7 @@ def distill(cfg: DistillConfig) -> Path:
         if out_of_time:
             log.info("stopped at the %g-minute limit after step %d", cfg.max_minutes, step)
             break
+    run_log.close()
     if cfg.install:
         target_dir = Path(cfg.teacher) / STUDENT_DIR
         shutil.copytree(out / STUDENT_DIR, target_dir, dirs_exist_ok=True)
@@ -229,14 +229,7 @@ def distill(cfg: DistillConfig) -> Path:
     return out / STUDENT_DIR
 
 
-def main(argv=None) -> int:
-    cfg = parse_args(argv)
-    try:
-        distill(cfg)
-    except (FileNotFoundError, ValueError, CheckpointError, FloatingPointError) as err:
-        log.error("error: %s", err)
-        return 1
-    return 0
+main = entry_point(parse_args, distill, (FileNotFoundError, ValueError, CheckpointError, FloatingPointError), "stylize.distill")
 
 
 if __name__ == "__main__":

@@ -14,19 +14,11 @@ from stylize.images import fit_size, paste_grid, to_pil
 from stylize.lambda_spec import LAMBDA_NAMES
 from stylize.pipeline import Stylizer
 from train.data import ImageSource
-from train.runs import append_log_row
+from train.runs import RunLog
 
 log = logging.getLogger("stylize.train")
 LOG_COLUMNS = ["step", "seconds", "d_loss", "g_loss", *LAMBDA_NAMES, *(f"norm_{n}" for n in LAMBDA_NAMES), "nonfinite",
                "images_per_s"]
-
-
-def tensorboard_writer(out: Path):
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:
-        raise ValueError("--report-to tensorboard needs the tensorboard package: pip install tensorboard") from None
-    return SummaryWriter(str(out / "tensorboard"))
 
 
 def lambda_sweep_grid(stylizer: Stylizer, contents: list[Image.Image], styles: list[Image.Image], tile: int = 192) -> Image.Image:
@@ -80,14 +72,11 @@ def loss_curve(csv_path: Path, width: int = 720, height: int = 300) -> Image.Ima
     return image
 
 
-def write_log_row(csv_path: Path, progress, row: dict, board) -> None:
-    append_log_row(csv_path, LOG_COLUMNS, row)
+def write_log_row(run_log: RunLog, progress, row: dict) -> None:
+    run_log.write(row, {**{f"loss/{name}": row[name] for name in ("d_loss", "g_loss", *LAMBDA_NAMES)},
+                        "discriminator/score_on_stylized": -row["adv"],  # the adversarial term is -D(G(c, s))
+                        "speed/images_per_s": row["images_per_s"]})
     progress.set_postfix(d=f"{row['d_loss']:.3f}", g=f"{row['g_loss']:.3f}", style=f"{row['style']:.3g}", content=f"{row['content']:.3g}")
-    if board is not None:
-        for name in ("d_loss", "g_loss", *LAMBDA_NAMES):
-            board.add_scalar(f"loss/{name}", row[name], row["step"])
-        board.add_scalar("discriminator/score_on_stylized", -row["adv"], row["step"])  # the adversarial term is -D(G(c, s))
-        board.add_scalar("speed/images_per_s", row["images_per_s"], row["step"])
     if progress.disable:  # not a terminal: plain log lines instead of the bar
         log.info("step %d  %.1f s  d %.3f  g %.3f  " + "  ".join(f"{n} %.4g" for n in LAMBDA_NAMES),
                  row["step"], row["seconds"], row["d_loss"], row["g_loss"], *(row[n] for n in LAMBDA_NAMES))

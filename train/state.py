@@ -17,29 +17,15 @@ from stylize.discriminator import MultiScaleDiscriminator
 from stylize.encoder import TAP_CHANNELS, VGGEncoder
 from stylize.generator import Generator
 from stylize.hub import model_card
-from stylize.images import read_name_list
 from stylize.lambda_spec import LambdaSpec
-from train.data import ImageSource
 from train.reporting import loss_curve
+from train.runs import check_resume_flags
 
 log = logging.getLogger("stylize.train")
 
 STYLE_CODE_DIM = 2 * sum(TAP_CHANNELS)  # per-tap VGG mean and std of the style image
-# Flags a resumed run must repeat: they shape the models or the λ contract the saved state was trained under.
-RESUME_MUST_MATCH = ("d_style_condition", "skip_taps", "init_from", "lambda_ranges")
-
-
-def load_sources(cfg) -> tuple[ImageSource, ImageSource]:
-    """The photos and the paintings, listed (folders) or memory-mapped (datasets); nothing is decoded yet."""
-    exclude = set(read_name_list(Path(cfg.holdout))) if cfg.holdout else set()
-    cache = cfg.cache_mb * 2**20 // 2
-    sources = tuple(
-        ImageSource.from_dataset(getattr(cfg, f"{kind}_dataset"), getattr(cfg, f"{kind}_split"),
-                                 getattr(cfg, f"{kind}_image_column"), cache)
-        if getattr(cfg, f"{kind}_dataset") else ImageSource.from_folder(Path(getattr(cfg, f"{kind}_dir")), exclude, cache)
-        for kind in ("content", "style"))
-    log.info("data: %d content, %d style images (read when drawn; %d names held out)", len(sources[0]), len(sources[1]), len(exclude))
-    return sources
+# Flags a resumed run must repeat: they shape the models, the λ contract or the stream of examples the state was trained on.
+RESUME_MUST_MATCH = ("d_style_condition", "skip_taps", "init_from", "lambda_ranges", "streaming", "shuffle_buffer")
 
 
 def build_models(cfg, spec: LambdaSpec | None = None) -> tuple[Generator, MultiScaleDiscriminator, dict, list]:
@@ -105,14 +91,7 @@ def load_checkpoint(path: Path, cfg, G: Generator, D, opt_g, opt_d, device) -> t
     The flags that shape the models must be the ones the run started with; a mismatch is one line naming them."""
     state = load_resume_state(path, device, ("generator", "discriminator", "opt_g", "opt_d", "step", "train_config"))
     saved = state["train_config"]
-    for name in RESUME_MUST_MATCH:
-        if name in saved and saved[name] != asdict(cfg)[name]:
-            flag = "--" + name.replace("_", "-")
-            if name == "d_style_condition":
-                raise ValueError(f"--resume: {path} holds a {'' if saved[name] else 'non-'}style-conditional critic; resume "
-                                 f"with the flags the run started with ({'add' if saved[name] else 'drop'} {flag})")
-            raise ValueError(f"--resume: {path} was trained with {flag} {saved[name]}, not {asdict(cfg)[name]}; "
-                             "resume with the flags the run started with")
+    check_resume_flags(path, saved, cfg, RESUME_MUST_MATCH)
     G.load_trainable_state_dict(state["generator"])
     D.load_state_dict(state["discriminator"])
     opt_g.load_state_dict(state["opt_g"])

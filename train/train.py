@@ -20,7 +20,6 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.distributed as dist
 from tqdm import tqdm
@@ -32,36 +31,19 @@ from stylize.generator import cycle
 from stylize.hub import HubError, HubUploader
 from stylize.lambda_spec import FIXED_NORMALIZERS, LAMBDA_NAMES, TRAINING_DEFAULTS, TRAINING_RANGES, LambdaSpec
 from stylize.devices import bf16_is_emulated, pick_device
-from train.data import Examples, loader, worker_count
+from train.data import DataOptions, Examples, check_data_options, load_sources, loader, worker_count
 from train.distributed import all_reduce_mean, average_gradients, broadcast_parameters, check_in_sync, init_distributed
-from train.reporting import LOG_COLUMNS, tensorboard_writer, write_log_row, write_samples
-from train.state import build_models, load_checkpoint, load_sources, model_config, new_stage, save_checkpoint
-from train.runs import EMULATED_AMP_WARNING, EVERY, check_option_ranges, claim_run_folder, option, options_parser, start_log
+from train.reporting import LOG_COLUMNS, write_log_row, write_samples
+from train.state import build_models, load_checkpoint, model_config, new_stage, save_checkpoint
+from train.runs import (
+    EMULATED_AMP_WARNING, EVERY, ReportOptions, RunLog, check_option_ranges, claim_run_folder, entry_point, option,
+    options_parser,
+)
 
 log = logging.getLogger("stylize.train")
 
-COMPILE_MODES = ("", "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
-
 @dataclass
-class TrainConfig:
-    content_dir: str = option("", "folder of content photos, searched recursively for jpg/png/webp (or "
-                                  "--content-dataset)")
-    style_dir: str = option("", "folder of style paintings, searched recursively (or --style-dataset)")
-    content_dataset: str = option("", "photos from a `datasets` dataset instead of a folder: a Hub id (e.g. "
-                                      "detection-datasets/coco), a folder written by save_to_disk, or an imagefolder"
-                                      " directory; memory-mapped, read when drawn")
-    style_dataset: str = option("", "paintings from a `datasets` dataset (e.g. huggan/wikiart)")
-    content_split: str = option("train", "split of --content-dataset (default %(default)s)")
-    style_split: str = option("train", "split of --style-dataset (default %(default)s)")
-    content_image_column: str = option("image", "image column of --content-dataset (default %(default)s)")
-    style_image_column: str = option("image", "image column of --style-dataset (default %(default)s)")
-    workers: int = option(-1, "DataLoader worker processes per training process that read, decode and crop the next "
-                              "batches (-1: none on a CPU device, where they would compete with the step for the "
-                              "cores; else min(8, cores per process)); draws are the same for any number", -1, 64)
-    cache_mb: int = option(0, "keep resized images in RAM, per data process, up to this many MB (0: decode at every "
-                              "draw; memory then does not grow with the corpus)", 0, EVERY)
-    report_to: str = option("", "'tensorboard': each loss term, D's score on the stylized images, images/s and the "
-                                "sample grids under OUT/tensorboard (pip install tensorboard)")
+class TrainConfig(DataOptions, ReportOptions):
     out: str = option("runs/stylize", "output folder: model/ (what the app loads), resume.pt, log.csv, samples/ "
                                       "(default %(default)s)")
     size: int = option(256, "square random-crop size of the photos in pixels; larger crops teach larger strokes "
@@ -87,7 +69,8 @@ class TrainConfig:
     amp: bool = option(False, "bf16 autocast: on CUDA, or on a CPU with AMX (bench/results/train_speed_cpu.md); "
                               "other CPUs emulate bf16 slowly; also on when accelerate's mixed_precision is bf16")
     compile: str = option("", "torch.compile the encoder, decoder and discriminator with this mode: default, "
-                              "reduce-overhead (CUDA graphs) or max-autotune; empty = eager (default)")
+                              "reduce-overhead (CUDA graphs) or max-autotune; empty = eager (default)",
+                          choices=("", "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"))
     seed: int = option(0, "seed of every random draw (default %(default)s)", 0, 2**63 - 1)
     sample_every: int = option(500, "steps between sample grids (default %(default)s)", 1, EVERY)
     save_every: int = option(1000, "steps between checkpoints and Hub uploads (default %(default)s)", 1, EVERY)
@@ -97,7 +80,6 @@ class TrainConfig:
     overwrite: bool = option(False, "start a new run in an OUT that already holds one, replacing its log, samples, "
                                     "model and resume state (without it, such an OUT is refused)")
     init_from: str = option("", "initialize G (and D) from an inference folder such as weights/ (default: random)")
-    holdout: str = option("", "file listing image file names to exclude from training, one per line")
     recon_fraction: float = option(0.2, "share of examples trained at strength 0 to reproduce their content (default"
                                         " %(default)s)", 0, 1)
     normalizer_decay: float = option(0.99, "decay of the running average that scales each loss term (default "
@@ -132,13 +114,7 @@ def parse_args(argv=None) -> TrainConfig:
         LambdaSpec.for_training(cfg.lambda_defaults, cfg.lambda_ranges)
     except ValueError as err:
         parser.error(f"{err} (--lambda-NAME and --lambda-NAME-range)")
-    if cfg.compile not in COMPILE_MODES:
-        parser.error(f"--compile {cfg.compile!r}: choose one of {', '.join(m for m in COMPILE_MODES if m)}")
-    for kind in ("content", "style"):
-        if bool(getattr(cfg, f"{kind}_dir")) == bool(getattr(cfg, f"{kind}_dataset")):
-            parser.error(f"give --{kind}-dir or --{kind}-dataset (one of them)")
-    if cfg.report_to not in ("", "tensorboard"):
-        parser.error(f"--report-to {cfg.report_to!r}: only 'tensorboard' is supported")
+    check_data_options(parser, cfg)
     check_option_ranges(parser, cfg)
     if os.environ.get("ACCELERATE_MIXED_PRECISION") == "bf16":
         cfg.amp = True
@@ -219,7 +195,7 @@ def train(cfg: TrainConfig) -> Path:
     torch.manual_seed(cfg.seed)
 
     spec = LambdaSpec.for_training(cfg.lambda_defaults, cfg.lambda_ranges)
-    sources = load_sources(cfg)
+    sources = load_sources(cfg, cfg.seed, rank, world)
     G, D, normalizers, stages = build_models(cfg, spec)
     G.to(device).train()
     D.to(device).train()
@@ -249,15 +225,12 @@ def train(cfg: TrainConfig) -> Path:
         decode = torch.compile(G.decode, mode=cfg.compile)
         discriminate = torch.compile(D, mode=cfg.compile)
 
-    csv_path = out / "log.csv"
-    if main_process:
-        start_log(csv_path, LOG_COLUMNS, step if cfg.resume else None)
+    run_log = RunLog(out, LOG_COLUMNS, step if cfg.resume else None, cfg.report_to) if main_process else None
     progress = tqdm(total=cfg.iters, initial=step, desc="train", dynamic_ncols=True, disable=None) if main_process else None
-    board = tensorboard_writer(out) if cfg.report_to == "tensorboard" and main_process else None
     nonfinite_total = nonfinite_run = 0
     examples = Examples(sources, cfg.batch_size, (cfg.size, cfg.style_size or cfg.size), cfg.seed,
                         lambda uniform: (spec.sample(uniform), uniform() < cfg.recon_fraction), rank, world)
-    batches = loader(examples, step * cfg.grad_accum, worker_count(cfg.workers, device, world), pin_memory=device.type == "cuda")
+    batches = loader(examples, step * cfg.grad_accum, worker_count(cfg.workers, device, world, any(s.streamed for s in sources)), pin_memory=device.type == "cuda")
     started, minutes_before, logged = time.time(), stage["minutes"], (time.time(), step)
     step_batches = None  # a step skipped by the NaN guard runs again on the same batches
 
@@ -312,17 +285,15 @@ def train(cfg: TrainConfig) -> Path:
             if step % cfg.log_every == 0 or last:
                 rate = (step - logged[1]) * cfg.batch_size * cfg.grad_accum * world / max(time.time() - logged[0], 1e-9)
                 logged = (time.time(), step)
-                write_log_row(csv_path, progress, {
+                write_log_row(run_log, progress, {
                     "step": step, "seconds": round(seconds, 2), "d_loss": d_value, "g_loss": g_value,
                     **dict(zip(LAMBDA_NAMES, term_means)), **{f"norm_{n}": normalizers[n] for n in LAMBDA_NAMES},
-                    "nonfinite": nonfinite_total, "images_per_s": rate}, board)
+                    "nonfinite": nonfinite_total, "images_per_s": rate})
             progress.update(1)
             stage.update(steps=step - stage["from_step"], minutes=round(minutes_before + seconds / 60, 2))
             config = model_config(spec.with_normalizers(normalizers), step, [*stages, stage])
             if step % cfg.sample_every == 0 or last:
-                grid = write_samples(out, step, G, config, sources, cfg.size)
-                if board is not None:
-                    board.add_image("samples", torch.from_numpy(np.array(grid)).permute(2, 0, 1), step)
+                run_log.image("samples", write_samples(out, step, G, config, sources, cfg.size), step)
             if step % cfg.save_every == 0 or last:
                 save_checkpoint(out, cfg, config, G, D, opt_g, opt_d, uploader)
         if stopping:
@@ -331,8 +302,7 @@ def train(cfg: TrainConfig) -> Path:
     del batches  # stops the data workers
     if main_process:
         progress.close()
-        if board is not None:
-            board.close()
+        run_log.close()
         log.info("done: %d steps in %.1f s (%d non-finite skipped); model in %s", step, time.time() - started, nonfinite_total, out / "model")
         failed = uploader.wait() if uploader is not None else []
         if failed:
@@ -343,14 +313,7 @@ def train(cfg: TrainConfig) -> Path:
     return out / "model"
 
 
-def main(argv=None) -> int:
-    cfg = parse_args(argv)
-    try:
-        train(cfg)
-    except (TrainingDiverged, FileNotFoundError, ValueError, CheckpointError, HubError) as err:
-        logging.getLogger("stylize.train").error("error: %s", err)
-        return 1
-    return 0
+main = entry_point(parse_args, train, (TrainingDiverged, FileNotFoundError, ValueError, CheckpointError, HubError), "stylize.train")
 
 
 if __name__ == "__main__":
