@@ -137,12 +137,14 @@ class Stylizer:
     def clear_cache(self) -> None:
         self.cache.clear()
 
-    def _tensor(self, image: Image.Image) -> torch.Tensor:
-        return to_tensor(image).to(self.device, self.dtype).contiguous(memory_format=torch.channels_last)
+    def _tensor(self, image: Image.Image | torch.Tensor) -> torch.Tensor:
+        tensor = image if isinstance(image, torch.Tensor) else to_tensor(image)
+        return tensor.to(self.device, self.dtype).contiguous(memory_format=torch.channels_last)
 
     @torch.no_grad()
     def encode_content(self, image: Image.Image, variant: str | None = None, cached: bool = True):
-        """cached=False for a picture seen once (a video's frame): kept, it would only push the others out."""
+        """cached=False for a picture seen once (a video's frame, also as a (1, 3, H, W) tensor): kept, it would only push
+        the others out."""
         variant = self.checked_variant(variant)
         encode = lambda: self.model(variant).encode_content(with_margin(self._tensor(image)))  # noqa: E731
         return self._cached(("content", variant, self._key(image)), encode) if cached else encode()
