@@ -51,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="paint harder: optimize the output with exactly these lambdas for S seconds (15 is a good start)")
     parser.add_argument("--refine", type=int, default=0, metavar="N",
                         help="optimize the output for N steps with exactly these lambdas (with --refine-seconds: whichever ends first)")
+    parser.add_argument("--steadiness", type=float, default=None, metavar="K",
+                        help="a video: the share in [0, 1] of the last painted frame, moved with the picture, that each frame keeps "
+                             "where the picture still matches (less flicker; 0 paints frame by frame; default 0.95)")
     parser.add_argument("--model", default=None, help="model folder or Hub repo id (default: the embedded weights/)")
     parser.add_argument("--variant", choices=("auto", "fast", "quality"), default="quality",
                         help="fast: the distilled student; quality: the VGG generator; auto: fast on a CPU (default %(default)s)")
@@ -178,9 +181,11 @@ def run(argv=None) -> int:
             if is_one_of(args.output, inputs):
                 raise ValueError(f"-o {args.output} is one of the input images or clips: choose another name, so it is not replaced")
             image_format = None if is_video(contents[0]) else output_format(args.output)
+        if args.steadiness is not None and (many_contents or not is_video(contents[0])):
+            raise ValueError("--steadiness is for a video: a photo or a batch of photos has no frames to keep steady")
         stylizer = Stylizer.from_pretrained(args.model, variant=args.variant, device=args.device)
         if not many_contents and is_video(contents[0]):
-            return video(stylizer, contents[0], styles[0], args.output, controls, started)
+            return video(stylizer, contents[0], styles[0], args.output, controls, args.steadiness, started)
         if many_contents or many_styles:
             return batch(stylizer, contents, styles, args.output, controls, started, (ImageInputError, OSError), inputs)
         with warnings.catch_warnings(record=True) as caught:
@@ -219,22 +224,24 @@ def single(stylizer, content, style, controls: dict):
     return image, done
 
 
-def video(stylizer, clip: Path, style, output: Path, controls: dict, started: float) -> int:
+def video(stylizer, clip: Path, style, output: Path, controls: dict, steadiness: float | None, started: float) -> int:
     """A clip painted frame by frame into an .mp4 at `output`, its sound kept; a progress bar counts the frames."""
     from tqdm import tqdm
 
     unsupported = [flag for flag, key in (("--refine", "refine_steps"), ("--refine-seconds", "refine_seconds"),
-                                          ("--style (a mix)", "styles"), ("--mask", "mask")) if controls[key]]
+                                          ("--mask", "mask")) if controls[key]]
     if unsupported:
-        raise ValueError(f"a video takes one STYLE and the sliders' flags; not {', '.join(unsupported)} (yet)")
+        raise ValueError(f"a video takes the sliders' flags and a style or a mix; not {', '.join(unsupported)} (yet)")
     with tqdm(desc="frames", unit="frame", disable=None) as bar:
         def frame_done(done: int, total: int | None) -> None:
             bar.total = total
             bar.update(done - bar.n)
 
         frames, fps, sound = stylizer.stylize_video(clip, style, output, lambdas=controls["lambdas"], strength=controls["strength"],
-                                             preserve_color=controls["preserve_color"], max_side=controls["max_side"],
-                                             stroke_scale=controls["stroke_scale"], progress=frame_done)
+                                                    preserve_color=controls["preserve_color"], max_side=controls["max_side"],
+                                                    stroke_scale=controls["stroke_scale"], styles=controls["styles"],
+                                                    style_weights=controls["style_weights"], progress=frame_done,
+                                                    **({} if steadiness is None else {"steadiness": steadiness}))
     seconds = time.perf_counter() - started
     print(f"{output}  ({frames} frames at {fps:g} fps{', sound kept' if sound else ''}; {seconds:.1f} s, {frames / seconds:.1f} frames/s on "
           f"{stylizer.device}, {stylizer.variant} model)")

@@ -244,9 +244,10 @@ class Stylizer:
                                    refine_seconds or None, seed):
                 yield finish(out)
 
-    def stylize_video(self, content, style, output=None, **controls):
+    def stylize_video(self, content, style=None, output=None, **controls):
         """A clip painted frame by frame: written to `output` (.mp4, sound kept) -> (frames, fps, sound), or without it an
-        iterator of PIL frames. controls: lambdas, strength, preserve_color, max_side, stroke_scale, variant, progress."""
+        iterator of PIL frames. controls: lambdas, strength, preserve_color, max_side, stroke_scale, variant, styles and
+        style_weights (a mix), steadiness, progress."""
         return stylize_video(self, content, style, output, **controls)
 
     def fitted(self, source, name: str, max_side: int) -> Image.Image:

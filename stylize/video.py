@@ -14,7 +14,6 @@ import torch
 from PIL import Image
 
 from .checkpoint import atomic_write
-
 from .images import MAX_PIXELS, MIN_SIDE
 from .picture import finished_picture, painting_size
 

@@ -94,3 +94,43 @@ def test_bad_clips_are_one_line_and_leave_no_file(fast, tmp_path):
         assert not (tmp_path / "out.mp4").exists() and not list(tmp_path.glob(".out.mp4*"))
     with pytest.raises(ValueError, match="written as H.264 .mp4"):
         fast.stylize_video(source, STYLE, tmp_path / "out.gif")
+
+
+def moved_flicker(frames, pan: int = 4) -> float:
+    """Mean grey-level change between painted frames once the pan's known shift is taken out (the bench's measure)."""
+    grey = [np.asarray(f.convert("L"), dtype=float) for f in frames]
+    return float(np.mean([np.abs(b[8:-8, 8:-8 - pan] - a[8:-8, 8 + pan:-8])[:, :].mean() for a, b in zip(grey, grey[1:])]))
+
+
+def test_a_steadied_clip_flickers_far_less_than_frame_by_frame_and_paints_as_much(fast, tmp_path):
+    source = clip(tmp_path / "pan.mp4", frames=12, size=(128, 80), sound=False)
+    steady = list(fast.stylize_video(source, STYLE, max_side=128))
+    by_frame = list(fast.stylize_video(source, STYLE, max_side=128, steadiness=0))
+    assert moved_flicker(steady) < 0.4 * moved_flicker(by_frame)
+    # what the steadying keeps is the painting itself: each frame stays close to its own still
+    assert all(np.abs(np.asarray(a, dtype=float) - np.asarray(b, dtype=float)).mean() < 12 for a, b in zip(steady, by_frame))
+    with pytest.raises(ValueError, match="steadiness"):
+        fast.stylize_video(source, STYLE, max_side=128, steadiness=1.5)
+
+
+def test_a_phones_rotated_clip_comes_out_upright_and_a_mix_paints_it(fast, tmp_path):
+    source = tmp_path / "phone.mp4"
+    with av.open(str(source), "w") as out:  # recorded sideways, shown turned by 90 degrees
+        video = out.add_stream("libx264", rate=12)
+        video.width, video.height, video.pix_fmt = 96, 64, "yuv420p"
+        video.set_display_rotation(90)
+        landscape = np.asarray(Image.open(PHOTO).convert("RGB").resize((96, 64)))
+        for _ in range(3):
+            out.mux(video.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(landscape), format="rgb24")))
+        out.mux(video.encode())
+    frames, _, _ = fast.stylize_video(source, STYLE, tmp_path / "out.mp4", max_side=96)
+    assert frames == 3 and streams(tmp_path / "out.mp4")["size"] == (64, 96)  # upright: portrait
+    single = list(fast.stylize_video(source, STYLE, max_side=96))
+    mixed = list(fast.stylize_video(source, styles=[STYLE, PHOTO], style_weights=[1, 0], max_side=96))
+    assert all(np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(single, mixed))
+
+
+def test_steadiness_is_a_videos_flag(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "stylize", str(PHOTO), str(STYLE), "-o", str(tmp_path / "out.png"),
+                           "--steadiness", "0.5"], capture_output=True, text=True, cwd=REPO)
+    assert done.returncode != 0 and "--steadiness is for a video" in done.stderr and not (tmp_path / "out.png").exists()
