@@ -8,7 +8,6 @@ try:  # ZeroGPU: `spaces` patches CUDA start-up, so it is imported before torch
 except ImportError:
     spaces = None
 
-import math
 import os
 import time
 from pathlib import Path
@@ -18,28 +17,22 @@ from gradio.utils import get_upload_folder
 from starlette.middleware import Middleware
 
 from stylize.checkpoint import CheckpointError
-from stylize.lambda_spec import LAMBDA_NAMES
 from stylize.images import ImageInputError
 from stylize.checks import MAX_STYLES, STROKE_SCALES
 from stylize.pipeline import Stylizer
 from stylize.tiling import poster_fits
-from stylize.serving import DiskBudget, RendersFirst, ResultFiles, UploadBudget, gpu_seconds, shown_at_most_every
-from stylize.web import Request, describe, refine_budget
-from stylize.web_components import image_upload, region_painter
+from stylize.serving import (
+    DISK_BYTES, MAX_UPLOAD_BYTES, UNUSED_SECONDS, DiskBudget, RendersFirst, ResultFiles, UploadBudget, gpu_seconds,
+    run_watched, shown_at_most_every,
+)
+from stylize.web import Request, describe, describe_video, refine_budget
+from stylize.video import VideoInputError
+from stylize.web_components import api_inputs, image_upload, lambda_sliders, paint_harder, paint_regions, style_mix, video_inputs
 
 EXAMPLES = Path(__file__).resolve().parent / "examples"
-LAMBDA_INFO = {"content": "keep the photo's structure", "style": "match the painting's textures and colours",
-               "tv": "smoothness (total variation)", "adv": "look like a real painting (discriminator)",
-               "cycle": "stay invertible back to the photo"}
 POSTERS = [side for side in (4096, 8192) if poster_fits(side)]  # painted in tiles; offered where the machine holds them
 RESOLUTIONS = [256, 384, 512, 768, 1024, 1536, 2048, *POSTERS]
 DEFAULT_RESOLUTION = 512
-# One disk budget holds every upload and every result (STYLIZE_DISK_MB); what nobody has used for UNUSED_SECONDS goes,
-# and past the budget the least recently used go first. At 2048 px a slider move writes ~9 MB (a JPEG to show, a PNG
-# to download); a photo at the decoder's limit (64 MP) is 24-48 MB as a camera JPEG (3-6 bits a pixel).
-DISK_BYTES = int(os.environ.get("STYLIZE_DISK_MB", "2048")) * 2**20
-UNUSED_SECONDS = float(os.environ.get("STYLIZE_UNUSED_SECONDS", "900"))
-MAX_UPLOAD_BYTES = 50 * 2**20
 # The fast student is offered wherever the model has one, but not chosen by default until it paints like its teacher:
 # after CPU-only distillation it takes the palette and a soft texture, not the strokes (bench/results/quality_fast.md).
 DEFAULT_VARIANT = "quality"
@@ -54,6 +47,10 @@ PREVIEW_NOTE = " · **preview** by the fast model: the quality picture follows"
 PAINT_HARDER_SECONDS = 15
 MAX_PAINT_HARDER_SECONDS = 60
 PREVIEW_EVERY_S = 1.0  # refine shows its picture at most this often (each one a PNG written and copied)
+# Videos: what one visitor may paint on a shared CPU (the CLI takes 30 minutes), at sizes a 2-core CPU paints at
+# 4-12 frames a second with the fast model (bench/results/video.md).
+VIDEO_SECONDS = float(os.environ.get("STYLIZE_VIDEO_SECONDS", "60"))
+VIDEO_SIDES, DEFAULT_VIDEO_SIDE = [256, 480, 720, 1080], 480
 # The λ sliders move log10 λ: their own number box and log-valued ends are hidden; the box beside each shows λ.
 CSS = ".lambda-slider input[type=number], .lambda-slider .min_value, .lambda-slider .max_value { display: none; }"
 
@@ -105,10 +102,6 @@ def request_options(inputs: dict, regions: bool = True) -> tuple[Request, dict]:
         raise gr.Error(str(err)) from None
 
 
-def described(image, elapsed: float, options: dict, note: str = "") -> str:
-    return describe(image, elapsed, options, stylizer.device, stylizer.precision, note)
-
-
 def stylize(style_2=None, style_3=None, style_4=None, mask=None, outside_style=None, **inputs):
     """API /stylize: ((photo, stylized) for the before/after view, the stylized PNG, a summary) in one forward pass.
     Parameters: build_demo's names (λ itself: lambda_style=...); the images named here are optional."""
@@ -116,7 +109,7 @@ def stylize(style_2=None, style_3=None, style_4=None, mask=None, outside_style=N
                                         "mask": mask, "outside_style": outside_style})
     image, elapsed = painted(request.content, options)
     pair, download = results.pair(request.content, image)
-    return pair, download, described(image, elapsed, options)
+    return pair, download, describe(image, elapsed, options, stylizer)
 
 
 def painted(content, options: dict):
@@ -145,7 +138,7 @@ def refined(content, options: dict, seconds, steps, progress):
             progress((min(round(elapsed), round(seconds)), round(seconds)), desc="painting harder", unit="s")
             note = f" · painted harder: {done} refine step{'s' * (done != 1)}" if done else " · one pass; painting harder…"
             pair, download = results.pair(content, picture)
-            yield pair, download, described(picture, elapsed, options, note)
+            yield pair, download, describe(picture, elapsed, options, stylizer, note)
     except (ImageInputError, ValueError) as err:
         raise gr.Error(str(err)) from None
 
@@ -157,6 +150,8 @@ def previews(variant: str) -> bool:
 def stylize_page(**inputs):
     """Yields the page's outputs: on a CPU for the quality model, the fast student's picture first; then the picture;
     then its PNG for the download (written after the picture is on its way)."""
+    if inputs.pop("mode", "photo") == "video":  # the Video tab: its own handler paints
+        return
     request, options = request_options(inputs)
     if previews(options["variant"]):
         yield viewed(request.content, {**options, "variant": "fast"}, PREVIEW_NOTE)[1]
@@ -168,7 +163,7 @@ def stylize_page(**inputs):
 def viewed(content, options: dict, note: str = "") -> tuple:
     """(the picture, the page's outputs for it): shown, with nothing to download yet."""
     image, elapsed = painted(content, options)
-    return image, (results.view(content, image), None, described(image, elapsed, options, note))
+    return image, (results.view(content, image), None, describe(image, elapsed, options, stylizer, note))
 
 
 def refine_page(progress=gr.Progress(), **inputs):
@@ -178,27 +173,56 @@ def refine_page(progress=gr.Progress(), **inputs):
     yield from refined(request.content, options, inputs["seconds"], 0, progress)
 
 
+@on_zero_gpu(duration=lambda clip, options, path, frame_done: gpu_seconds(options["max_side"], VIDEO_SECONDS))
+def render_video(clip, options: dict, path: Path, frame_done):
+    return stylizer.stylize_video(clip, output=path, max_seconds=VIDEO_SECONDS, progress=frame_done, **options)
+
+
+def video_page(progress=gr.Progress(), **inputs):
+    """Yields the painted clip and its summary, when a slider moves or Stylize video is pressed on the Video tab.
+    Stop (or a closed page) ends it between two frames and leaves no file."""
+    if inputs.pop("mode") != "video":
+        return
+    if inputs["clip"] is None:
+        yield gr.skip(), "Add a clip and a style image first."
+        return
+    request, options = request_options({**inputs, "content": inputs["clip"], "resolution": inputs["clip_side"]}, regions=False)
+    path, frames, started = results.clip(VIDEO_SECONDS, (options["max_side"],) * 2), [0, None], time.perf_counter()
+
+    def paint(check):
+        return render_video(request.content, options, path, lambda *done: (check(), frames.__setitem__(slice(None), done)))
+
+    def painting():
+        progress(tuple(frames) if frames[1] else frames[0], desc="painting frames", unit="frames")
+        return gr.skip(), f"painting… {frames[0]} frames"
+
+    try:
+        count, rate, sound = yield from run_watched(paint, painting)
+    except (VideoInputError, ImageInputError, ValueError) as err:
+        raise gr.Error(str(err)) from None
+    disk.touch(path)
+    yield str(path), describe_video(count, rate, sound, time.perf_counter() - started, options, stylizer)
+
+
 def build_demo() -> gr.Blocks:
     defaults, ranges = stylizer.lambda_defaults, stylizer.lambda_ranges
     with gr.Blocks(title="Stylize") as demo:
         gr.Markdown("# Stylize\nAny photo, any painting. Move a slider: the picture follows in one forward pass.")
+        mode = gr.State("photo")
         with gr.Row():
-            content = image_upload("Content photo", "content", sources=("upload", "clipboard", "webcam"))
+            with gr.Column(scale=2):
+                with gr.Tabs():
+                    with gr.Tab("Photo", elem_id="photo_tab") as photo_tab:
+                        with gr.Row():
+                            content = image_upload("Content photo", "content", sources=("upload", "clipboard", "webcam"))
+                            output = gr.ImageSlider(label="Before | after", type="filepath", interactive=False, elem_id="output")
+                    with gr.Tab("Video", elem_id="video_tab") as video_tab:
+                        (clip, painted_clip, clip_side, run_video, stop_video,
+                         clip_info) = video_inputs(VIDEO_SECONDS, VIDEO_SIDES, DEFAULT_VIDEO_SIDE)
             style = image_upload("Style image", "style")
-            output = gr.ImageSlider(label="Before | after", type="filepath", interactive=False, elem_id="output")
         with gr.Row():
             with gr.Column():
-                sliders, readouts = {}, {}
-                for n in LAMBDA_NAMES:
-                    with gr.Row(equal_height=True):
-                        sliders[n] = gr.Slider(math.log10(ranges[n][0]), math.log10(ranges[n][1]), value=math.log10(defaults[n]),
-                                               step=0.01, label=f"λ {n} (log scale)", scale=4,
-                                               info=f"{LAMBDA_INFO[n]} ({ranges[n][0]:g} – {ranges[n][1]:g})",
-                                               elem_id=f"lambda_{n}", elem_classes="lambda-slider")
-                        readouts[n] = gr.Number(defaults[n], label=f"λ {n}", interactive=False, scale=1, min_width=90,
-                                                elem_id=f"lambda_{n}_value")
-                    sliders[n].change(None, sliders[n], readouts[n], js="(v) => Number((10 ** v).toPrecision(3))",
-                                      api_visibility="private")
+                sliders = lambda_sliders(defaults, ranges)
             with gr.Column():
                 strength = gr.Slider(0, 1, value=1.0, step=0.05, label="Style strength", info="0 gives the photo back", elem_id="strength")
                 stroke = gr.Slider(STROKE_SCALES[0], STROKE_SCALES[1], value=1.0, step=0.05, label="Stroke size",
@@ -214,34 +238,11 @@ def build_demo() -> gr.Blocks:
                 with gr.Row():
                     run = gr.Button("Stylize", variant="primary", elem_id="run")
                     reset = gr.Button("Reset sliders")
-                refine_seconds = gr.Slider(
-                    1, MAX_PAINT_HARDER_SECONDS, value=PAINT_HARDER_SECONDS, step=1, label="Paint harder for (seconds)",
-                    info="optimises the picture with exactly these λ, critic included; Stop keeps the picture so far. "
-                         "For a bolder painting raise λ style (or lower λ content) first", elem_id="refine_seconds")
-                with gr.Row():
-                    refine_button = gr.Button("Paint harder", elem_id="refine")
-                    stop = gr.Button("Stop", variant="stop", elem_id="stop")
+                refine_seconds, refine_button, stop = paint_harder(PAINT_HARDER_SECONDS, MAX_PAINT_HARDER_SECONDS)
                 info = gr.Markdown(label="summary", elem_id="info")
                 download = gr.DownloadButton("Download full-resolution PNG", elem_id="download")
-        with gr.Accordion("Mix styles", open=False, elem_id="mix"):
-            gr.Markdown("Up to four paintings, mixed in the model's style statistics and attention by these weights.")
-            weight_1 = gr.Slider(0, 1, value=1.0, step=0.05, label="Weight of the style image above", elem_id="weight_1")
-            with gr.Row():
-                mix_slots, mix_weights, mix_columns = [], [], []
-                for k in range(2, MAX_STYLES + 1):
-                    with gr.Column(visible=k == 2, min_width=160) as column:
-                        mix_slots.append(image_upload(f"Style {k}", f"style_{k}"))
-                        mix_weights.append(gr.Slider(0, 1, value=1.0, step=0.05, label=f"Weight of style {k}", elem_id=f"weight_{k}"))
-                    mix_columns.append(column)
-            for slot, following in zip(mix_slots, mix_columns[1:]):  # a slot appears once the one before it is used
-                slot.change(lambda image: gr.Column(visible=image is not None), slot, following, api_visibility="private")
-        with gr.Accordion("Paint regions", open=False, elem_id="regions"):
-            gr.Markdown("Paint over the photo where the style goes (or upload a mask, white = style). Unpainted parts keep "
-                        "the photo, or take the painting below. Press Stylize when done.")
-            with gr.Row():
-                region = region_painter("Paint where the style goes", "region")
-                mask_upload = image_upload("…or upload a mask", "mask")
-                outside_style = image_upload("Style outside the painted region (empty: keep the photo)", "outside_style")
+        weight_1, mix_slots, mix_weights = style_mix(MAX_STYLES)
+        region, mask_upload, outside_style = paint_regions()
         content.change(lambda photo: {"background": photo, "layers": [], "composite": photo} if photo else None, content, region,
                        api_visibility="private")
         pairs = zip(sorted((EXAMPLES / "content").glob("*.jpg")), sorted((EXAMPLES / "style").glob("*.jpg")))
@@ -260,32 +261,31 @@ def build_demo() -> gr.Blocks:
         slider_inputs = {f"log_{n}": s for n, s in sliders.items()}
         # Encodings are cached, so a slider release re-runs only fusion + decoder; the last release while a render
         # runs is the one rendered next (always_last), so the picture always ends up matching the sliders.
-        gr.on([run.click, *(s.release for s in [*sliders.values(), strength, stroke, weight_1, *mix_weights]), preserve.input,
-               resolution.input, variant.input],
-              stylize_page, inputs_kwargs={**settings, **regions, **slider_inputs}, outputs=outputs, api_visibility="private",
-              trigger_mode="always_last", show_progress="minimal", concurrency_id="render", concurrency_limit=1)
+        photo_tab.select(lambda: "photo", outputs=mode, api_visibility="private")
+        video_tab.select(lambda: ("video", "fast" if previews("quality") else gr.skip()), outputs=[mode, variant],  # minutes, not hours
+                         api_visibility="private")
+        moved = [*(s.release for s in [*sliders.values(), strength, stroke, weight_1, *mix_weights]), preserve.input, variant.input]
+        gr.on([run.click, *moved, resolution.input], stylize_page, inputs_kwargs={**settings, **regions, **slider_inputs, "mode": mode},
+              outputs=outputs, api_visibility="private", trigger_mode="always_last", show_progress="minimal",
+              concurrency_id="render", concurrency_limit=1)
+        painting_video = gr.on([run_video.click, *moved], video_page,
+                               inputs_kwargs={**settings, **slider_inputs, "mode": mode, "clip": clip, "clip_side": clip_side},
+                               outputs=[painted_clip, clip_info], api_visibility="private", trigger_mode="always_last",
+                               show_progress="minimal", concurrency_id="video", concurrency_limit=1)
+        stop_video.click(None, cancels=[painting_video], api_visibility="private")
         refining = refine_button.click(refine_page, inputs_kwargs={**settings, "region": region, "mask_upload": mask_upload,
-                                                                   **slider_inputs, "seconds": refine_seconds},
-                                       outputs=outputs,
+                                                                   **slider_inputs, "seconds": refine_seconds}, outputs=outputs,
                                        api_visibility="private", show_progress="minimal", concurrency_id="refine", concurrency_limit=1)
         stop.click(None, cancels=[refining], api_visibility="private")
         reset.click(lambda: [s.value for s in sliders.values()] + [1.0, 1.0], outputs=[*sliders.values(), strength, stroke],
                     api_visibility="private")
 
-        # The API: the same handlers with λ itself as named parameters (view_api lists them with their defaults).
-        with gr.Row(visible=False):
-            api_lambdas = {f"lambda_{n}": gr.Number(defaults[n], label=f"lambda_{n}", minimum=ranges[n][0], maximum=ranges[n][1])
-                           for n in LAMBDA_NAMES}
-            api_seconds = gr.Number(PAINT_HARDER_SECONDS, label="seconds", minimum=0, maximum=MAX_PAINT_HARDER_SECONDS)
-            api_steps = gr.Number(0, label="steps", minimum=0, precision=0)
-            api_mask = image_upload("mask", "api_mask")
-            api_stylize, api_refine = gr.Button(), gr.Button()
+        api_lambdas, api_seconds, api_steps, api_mask, api_stylize, api_refine = api_inputs(defaults, ranges, PAINT_HARDER_SECONDS,
+                                                                                         MAX_PAINT_HARDER_SECONDS)
         api_stylize.click(stylize, inputs_kwargs={**settings, **api_lambdas, "mask": api_mask, "outside_style": outside_style},
-                          outputs=outputs, api_name="stylize",
-                          concurrency_id="render", concurrency_limit=1)
+                          outputs=outputs, api_name="stylize", concurrency_id="render", concurrency_limit=1)
         api_refine.click(refine_steps, inputs_kwargs={**settings, **api_lambdas, "seconds": api_seconds, "steps": api_steps},
-                         outputs=outputs,
-                         api_name="refine", concurrency_id="refine", concurrency_limit=1)
+                         outputs=outputs, api_name="refine", concurrency_id="refine", concurrency_limit=1)
     demo.queue(max_size=64, default_concurrency_limit=1)
     return demo
 

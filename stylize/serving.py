@@ -11,6 +11,13 @@ from pathlib import Path
 from .checks import MAX_SIDE
 
 
+# One disk budget holds every upload and every result (STYLIZE_DISK_MB); what nobody has used for UNUSED_SECONDS goes,
+# and past the budget the least recently used go first. At 2048 px a slider move writes ~9 MB (a JPEG to show, a PNG
+# to download); a photo at the decoder's limit (64 MP) is 24-48 MB as a camera JPEG (3-6 bits a pixel).
+DISK_BYTES = int(os.environ.get("STYLIZE_DISK_MB", "2048")) * 2**20
+UNUSED_SECONDS = float(os.environ.get("STYLIZE_UNUSED_SECONDS", "900"))
+MAX_UPLOAD_BYTES = 50 * 2**20
+
 class DiskBudget:
     """A folder's files (uploads, results) kept under `limit_bytes`: files unused for `unused_seconds` are removed, and
     where room is still short, the least recently used go first, except those used in the last FRESH_SECONDS (an
@@ -170,10 +177,9 @@ class ResultFiles:
         self.folder.mkdir(parents=True, exist_ok=True)
         self.photos: dict[tuple[str, tuple[int, int]], Path] = {}  # a slider move shows the same "before"
 
-    def new_file(self, prefix: str, suffix: str, picture) -> Path:
-        """A fresh name in the folder, once the budget has made room for `picture` (its raw RGB bytes: more than its
-        PNG or JPEG takes)."""
-        self.budget.prune(room_bytes=3 * picture.width * picture.height)
+    def new_file(self, prefix: str, suffix: str, room_bytes: int) -> Path:
+        """A fresh name in the folder, once the budget has made room for `room_bytes`."""
+        self.budget.prune(room_bytes=room_bytes)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.photos = {key: path for key, path in self.photos.items() if path.is_file()}
         return self.folder / f"{prefix}-{time.time_ns()}{suffix}"
@@ -187,14 +193,19 @@ class ResultFiles:
         """(before, after) for the page's view. The after is a JPEG: at 1024 px 9 ms to write against 125 ms for the
         PNG and a third of its bytes to send and decode, 1.5 grey levels off on average; the page's download, the PNG,
         follows it."""
-        after = self.new_file("view", ".jpg", result)
+        after = self.new_file("view", ".jpg", 3 * result.width * result.height)  # raw RGB: more than a JPEG takes
         result.save(after, quality=95, subsampling=0)  # 4:4:4: a painting's colour edges stay sharp
         return self.photo(content, result.size), str(after)
 
     def download(self, result) -> str:
-        after = self.new_file("stylized", ".png", result)
+        after = self.new_file("stylized", ".png", 3 * result.width * result.height)
         result.save(after, compress_level=1)  # fast PNG: the full-resolution download
         return str(after)
+
+    def clip(self, seconds: float, size: tuple[int, int]) -> Path:
+        """A name for a painted clip of `seconds` at `size`, room made for it: H.264 at crf 18 takes under a twentieth
+        of the raw frames at 24 a second."""
+        return self.new_file("painted", ".mp4", int(3 * size[0] * size[1] * 24 * seconds / 20) + 2**20)
 
     def photo(self, content, size: tuple[int, int]) -> str:
         """The photo as the pipeline fitted it for this render (decoded once, in Stylizer.fitted), at the result's size."""
@@ -224,3 +235,23 @@ def shown_at_most_every(steps, seconds: float):
             yield done, picture, time.perf_counter() - started
     if unshown is not None:
         yield unshown
+
+
+def run_watched(task, show, every: float = 0.5, patience: float = 5.0):
+    """Runs task(check) in a thread of its own and yields show() every `every` s while it runs; returns its result (use
+    `yield from`). check(), which the task calls between its steps, raises InterruptedError once nobody has asked for
+    the next yield for `patience` s: Stop cancelled the page's event, or the page was closed."""
+    from concurrent.futures import ThreadPoolExecutor, wait
+
+    wanted = [time.monotonic()]
+
+    def check() -> None:
+        if time.monotonic() - wanted[0] > patience:
+            raise InterruptedError("stopped: nobody is waiting for it")
+
+    with ThreadPoolExecutor(1) as pool:
+        job = pool.submit(task, check)
+        while not wait([job], timeout=every).done:
+            yield show()
+            wanted[0] = time.monotonic()
+        return job.result()

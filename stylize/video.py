@@ -36,7 +36,7 @@ def is_video(path) -> bool:
     return isinstance(path, (str, Path)) and Path(path).suffix.lower() in VIDEO_SUFFIXES
 
 
-def opened(path):
+def opened(path, max_seconds: float = MAX_SECONDS):
     """(container, its first video stream) or a VideoInputError line: missing, not a video, no picture, too long or large."""
     import av
 
@@ -51,17 +51,17 @@ def opened(path):
         container.close()
         raise VideoInputError(f"video: no picture in {path} (audio or data streams only)")
     stream, seconds = container.streams.video[0], (container.duration or 0) / 1_000_000
-    if seconds > MAX_SECONDS or stream.width * stream.height > MAX_PIXELS:
+    if seconds > max_seconds or stream.width * stream.height > MAX_PIXELS:
         container.close()
-        raise VideoInputError(f"video: {seconds / 60:.0f} minutes of {stream.width}×{stream.height} px is more than a run takes "
-                              f"({MAX_SECONDS // 60} minutes, {MAX_PIXELS / 1e6:.0f} MP a frame)")
+        raise VideoInputError(f"video: {seconds:.0f} s of {stream.width}×{stream.height} px is more than a run here takes "
+                              f"({max_seconds:g} s, {MAX_PIXELS / 1e6:.0f} MP a frame)")
     stream.thread_type = "AUTO"  # FFmpeg decodes on several threads
     return container, stream
 
 
-def rotation(path) -> int:
+def rotation(path, max_seconds: float = MAX_SECONDS) -> int:
     """Degrees counter-clockwise a player turns the clip's frames (a phone held upright records them sideways)."""
-    container, stream = opened(path)
+    container, stream = opened(path, max_seconds)
     with container:
         for frame in container.decode(stream):
             return round(frame.rotation) % 360
@@ -258,16 +258,16 @@ def write_video(painter: FramePainter, source, out_path: Path, progress=None) ->
 def stylize_video(stylizer, content, style=None, output=None, lambdas: dict | None = None, strength: float = 1.0,
                   preserve_color: bool = False, max_side: int = 512, stroke_scale: float = 1.0, variant: str | None = None,
                   styles: list | None = None, style_weights: list | None = None, steadiness: float = STEADINESS,
-                  progress=None):
+                  max_seconds: float = MAX_SECONDS, progress=None):
     """Stylizer.stylize_video: `content` a clip file, `style` any image (or `styles` mixed by `style_weights`). With
     `output` (an .mp4 path) the painted clip is written there, sound kept -> (frames, frames per second, sound kept);
-    without, an iterator of the painted frames."""
+    without, an iterator of the painted frames. Clips longer than `max_seconds` are refused in one line."""
     from .checks import STROKE_SCALES, checked_flag, checked_max_side, checked_number, checked_styles
 
     if output is not None and Path(output).suffix.lower() != ".mp4":
         raise ValueError(f"a stylised video is written as H.264 .mp4, not {Path(output).suffix or 'a name without suffix'}")
     variant = stylizer.checked_variant(variant)
-    degrees = rotation(content)  # and a bad clip is one line before any work (the painting's encoding included)
+    degrees = rotation(content, max_seconds)  # and a bad clip is one line before any work (the painting's encoding included)
     images, weights = checked_styles(style, styles, style_weights)
     images = [stylizer.fitted(image, "style", stylizer.style_max_side) for image in images]
     painter = FramePainter(stylizer, stylizer.style_argument(images, weights, variant), stylizer.resolve_lambdas(lambdas),

@@ -100,9 +100,14 @@ def refine_budget(seconds, steps, max_seconds: float) -> tuple[float, int]:
     return seconds, int(steps)
 
 
-def describe(image: Image.Image, elapsed: float, options: dict, device: str, precision: str, note: str = "") -> str:
+def describe(image: Image.Image, elapsed: float, options: dict, stylizer, note: str = "") -> str:
     weights = ", ".join(f"{n} {v:.3g}" for n, v in options["lambdas"].items())
     mix = f" · {len(options['styles'])} styles mixed" if "styles" in options else ""
     region = " · painted regions" if "mask" in options else ""
-    return (f"**{image.width}×{image.height}** in **{elapsed:.2f} s** on `{device}`, {precision} ({options['variant']}) · "
+    return (f"**{image.width}×{image.height}** in **{elapsed:.2f} s** on `{stylizer.device}`, {stylizer.precision} ({options['variant']}) · "
             f"λ: {weights}{mix}{region}{note}")
+
+
+def describe_video(frames: int, rate: float, sound: bool, elapsed: float, options: dict, stylizer) -> str:
+    return (f"**{frames} frames** at {rate:g} fps in **{elapsed:.1f} s** ({frames / elapsed:.1f} frames/s) on `{stylizer.device}` "
+            f"({options['variant']}) · {'sound kept' if sound else 'no sound'}")

@@ -177,6 +177,7 @@ def test_on_a_cpu_the_page_shows_the_fast_picture_first_then_the_quality_one(app
     assert pixels(before).shape == pixels(png).shape == (170, 256, 3)
     (_, _, fast_info), _ = app.stylize_page(variant="fast", **settings)  # the fast model needs no preview
     assert "(fast)" in fast_info and "preview" not in fast_info
+    assert list(app.stylize_page(variant="quality", mode="video", **settings)) == []  # on the Video tab, only the clip paints
     monkeypatch.setattr(app, "PREVIEWS", False)  # STYLIZE_PREVIEW=0
     (_, _, quality_info), _ = app.stylize_page(variant="quality", **settings)
     assert "(quality)" in quality_info and "preview" not in quality_info
@@ -386,3 +387,43 @@ def test_a_flood_of_uploads_keeps_the_apps_disk_within_its_budget(tmp_path):
     assert max(sizes) <= budget, f"the folder held {max(sizes) / 2**20:.1f} MB (budget 40 MB)"
     assert left < 2**20, f"{left} bytes of unused uploads left"
     assert Image.open(download).size[0] > 0
+
+
+def test_real_browser_paints_a_clip_re_renders_it_when_a_slider_moves_and_stop_ends_it(app_url, tmp_path):
+    from .test_video import clip
+
+    short = clip(tmp_path / "short.mp4", frames=48, size=(320, 192), fps=24)  # long enough for progress with the fast model
+    long = clip(tmp_path / "long.mp4", frames=240, size=(320, 192), fps=24)
+    with browser_page(app_url, 1100) as page:
+        page.get_by_role("tab", name="Video").click()
+        expected_model = "fast" if page.locator("#variant").is_visible() else "quality"  # on a CPU the tab picks the fast one
+        page.locator("#style input[type=file]").set_input_files(str(STYLE))
+        page.locator("#clip input[type=file]").set_input_files(str(short))
+        page.locator("#run_video").click()
+        page.wait_for_function("document.querySelector('#clip_info').innerText.includes('48 frames at 24 fps')", timeout=120_000)
+        assert "sound kept" in page.locator("#clip_info").inner_text() and f"({expected_model})" in page.locator("#clip_info").inner_text()
+        first = page.locator("#painted_clip video").get_attribute("src")
+        assert first and page.locator("#info").inner_text().strip() == ""  # the photo tab painted nothing
+
+        # a slider moved on the Video tab paints the clip again, with its progress, and only the clip
+        page.evaluate("() => { window.clipInfos = []; const info = document.querySelector('#clip_info'); new MutationObserver("
+                      "() => window.clipInfos.push(info.innerText)).observe(info, {subtree: true, childList: true, "
+                      "characterData: true}); }")
+        slider = page.locator("#strength input[type=range]")
+        box = slider.bounding_box()
+        page.mouse.click(box["x"] + box["width"] * 0.5, box["y"] + box["height"] / 2)
+        page.wait_for_function("f => (document.querySelector('#painted_clip video') || {}).src !== f", arg=first, timeout=120_000)
+        assert any("painting…" in shown for shown in page.evaluate("window.clipInfos"))
+        assert "48 frames at 24 fps" in page.locator("#clip_info").inner_text() and page.locator("#info").inner_text().strip() == ""
+
+        # a long clip: progress as it goes, and Stop ends it where it is
+        page.locator("#clip button[aria-label='Clear']").first.click()
+        page.locator("#clip input[type=file]").set_input_files(str(long))
+        page.locator("#run_video").click()
+        page.wait_for_function("/painting… [1-9]/.test(document.querySelector('#clip_info').innerText)", timeout=120_000)
+        page.locator("#stop_video").click()
+        page.wait_for_timeout(8000)  # the painting thread notices nobody waits (5 s) and ends between two frames
+        stopped = page.locator("#clip_info").inner_text()
+        page.wait_for_timeout(3000)
+        assert page.locator("#clip_info").inner_text() == stopped and "240 frames" not in stopped
+        page.screenshot(path=str(ARTIFACTS / "app_video.png"), full_page=True)
