@@ -3,6 +3,8 @@ import os
 import time
 from pathlib import Path
 
+import pytest
+
 from PIL import Image
 
 from stylize.serving import DiskBudget, ResultFiles
@@ -53,3 +55,37 @@ def test_results_are_written_once_beside_the_uploads_and_stay_within_the_budget(
     (before, after), download = results.pair("photo.jpg", image)
     assert download == after and Image.open(before).size == (64, 48)
     assert sorted(p.name for p in results.folder.iterdir()) == sorted([Path(before).name, Path(after).name])
+
+
+def test_a_watched_task_runs_while_someone_waits_and_stops_between_steps_once_nobody_does():
+    from stylize.serving import run_watched
+
+    steps, ended = [], []
+
+    def task(check):
+        try:
+            for step in range(200):
+                check()
+                steps.append(step)
+                time.sleep(0.01)
+            return "done"
+        finally:
+            ended.append(time.monotonic())
+
+    def result_of(generator):
+        shown = []
+        try:
+            while True:
+                shown.append(next(generator))
+        except StopIteration as stop:
+            return shown, stop.value
+
+    shown, result = result_of(run_watched(task, lambda: "working", every=0.05))
+    assert result == "done" and len(steps) == 200 and shown and set(shown) == {"working"}  # shown while it ran
+    steps.clear(), ended.clear()
+    watched = run_watched(task, lambda: len(steps), every=0.05, patience=0.3)
+    next(watched)  # then nobody asks again: a Stop, a closed page
+    time.sleep(1.0)
+    assert ended and len(steps) < 200  # it ended between two steps, long before its 200
+    with pytest.raises(InterruptedError):
+        list(watched)
