@@ -134,3 +134,18 @@ def test_steadiness_is_a_videos_flag(tmp_path):
     done = subprocess.run([sys.executable, "-m", "stylize", str(PHOTO), str(STYLE), "-o", str(tmp_path / "out.png"),
                            "--steadiness", "0.5"], capture_output=True, text=True, cwd=REPO)
     assert done.returncode != 0 and "--steadiness is for a video" in done.stderr and not (tmp_path / "out.png").exists()
+
+
+@pytest.mark.parametrize("suffix, codec, pix_fmt", [(".webm", "libvpx-vp9", "yuv420p"), (".mkv", "libx264", "yuv420p"),
+                                                    (".gif", "gif", "rgb8")])
+def test_common_containers_come_in(fast, tmp_path, suffix, codec, pix_fmt):
+    frames = [np.asarray(Image.open(PHOTO).convert("RGB").resize((96, 64)).rotate(i)) for i in range(5)]
+    source = tmp_path / f"clip{suffix}"
+    with av.open(str(source), "w") as out:
+        video = out.add_stream(codec, rate=10)
+        video.width, video.height, video.pix_fmt = 96, 64, pix_fmt
+        for frame in frames:
+            out.mux(video.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")))
+        out.mux(video.encode())
+    count, _, sound = fast.stylize_video(source, STYLE, tmp_path / "out.mp4", max_side=96)
+    assert count == 5 and not sound and streams(tmp_path / "out.mp4")["frames"] == 5
