@@ -140,7 +140,7 @@ class FramePainter:
     @torch.no_grad()
     def painted(self, frame: np.ndarray) -> np.ndarray:
         """The frame's painting, not yet steadied."""
-        photo = torch.from_numpy(frame).permute(2, 0, 1)[None].float().div_(255)
+        photo = torch.tensor(frame).permute(2, 0, 1)[None].float().div_(255)  # a copy: a frame may be read-only
         painted_at = photo if self.stroke_scale == 1 else painting_size(Image.fromarray(frame), self.stroke_scale)
         encoding = self.stylizer.encode_content(painted_at, self.variant, cached=False)
         if self.stats is None:
