@@ -149,3 +149,10 @@ def test_common_containers_come_in(fast, tmp_path, suffix, codec, pix_fmt):
         out.mux(video.encode())
     count, _, sound = fast.stylize_video(source, STYLE, tmp_path / "out.mp4", max_side=96)
     assert count == 5 and not sound and streams(tmp_path / "out.mp4")["frames"] == 5
+
+
+def test_a_clip_over_the_hosts_limit_is_one_line_naming_it(fast, tmp_path):
+    source = clip(tmp_path / "pan.mp4", frames=24, sound=False)  # 2 s
+    with pytest.raises(VideoInputError, match=r"2 s of 96×64 px is more than a run here takes \(1 s") as caught:
+        fast.stylize_video(source, STYLE, tmp_path / "out.mp4", max_seconds=1)
+    assert "\n" not in str(caught.value) and not (tmp_path / "out.mp4").exists()
