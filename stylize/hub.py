@@ -139,6 +139,9 @@ def _stage_line(stage: dict) -> str:
 def _data_line(description: dict | None) -> str:
     if not description:
         return "?"
+    if description.get("streamed"):
+        return (f"the dataset `{description['dataset']}` streamed (split {description['split']}, shuffled in a buffer of "
+                f"{description['shuffle_buffer']} with seed {description['shuffle_seed']})")
     if "dataset" in description:
         return f"{description['images']} from the dataset `{description['dataset']}` (split {description['split']})"
     listed = f" (file list sha256 {description['file_list_sha256'][:12]})" if "file_list_sha256" in description else ""

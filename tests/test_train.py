@@ -388,3 +388,17 @@ def test_distill_streams_hub_style_datasets_logs_to_tensorboard_and_resumes_exac
     assert distill_mod.main([*distill_args(data_dirs, tiny_model_dir, resumed, "--iters", "3", "--resume"), *streamed]) == 0
     a, b = (load_file(str(run / "fast" / "student.safetensors")) for run in (unbroken, resumed))
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_training_on_a_streamed_dataset_resumes_exactly_and_its_card_says_so(data_dirs, tmp_path):
+    pytest.importorskip("datasets")
+    folder = streamed_photos(data_dirs, tmp_path)
+    streamed = ["--content-dataset", str(folder), "--content-dir", "", "--streaming", "--shuffle-buffer", "4"]
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    assert train_mod.main([*args_for(data_dirs, straight, "--iters", "3"), *streamed]) == 0
+    assert train_mod.main([*args_for(data_dirs, split, "--iters", "1"), *streamed]) == 0
+    assert train_mod.main([*args_for(data_dirs, split, "--iters", "3", "--resume"), *streamed]) == 0
+    a, b = generator_weights(straight), generator_weights(split)
+    assert max((a[k] - b[k]).abs().max().item() for k in a) < 1e-6
+    card = (straight / "model" / "README.md").read_text()
+    assert f"the dataset `{folder.name}` streamed (split train, shuffled in a buffer of 4 with seed 0)" in card
