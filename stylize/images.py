@@ -115,11 +115,15 @@ def _to_rgb(image: Image.Image, name: str) -> Image.Image:
     return image.convert("RGB")
 
 
+def fit_scale(width: int, height: int, max_side: int) -> float:
+    """The scale that brings the long side to at most max_side, or the short side up to MIN_SIDE."""
+    return max(min(1.0, max_side / max(width, height)), MIN_SIDE / min(width, height))
+
+
 def fit_size(image: Image.Image, max_side: int) -> Image.Image:
     """Downscale so the long side is at most max_side; upscale if the short side is under MIN_SIDE."""
     w, h = image.size
-    scale = min(1.0, max_side / max(w, h))
-    scale = max(scale, MIN_SIDE / min(w, h))
+    scale = fit_scale(w, h, max_side)
     if scale != 1.0:
         image = image.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.LANCZOS if scale < 1 else Image.BICUBIC)
     return image

@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 
 from .checkpoint import atomic_write
-from .images import MAX_PIXELS, MIN_SIDE
+from .images import MAX_PIXELS, fit_scale
 from .picture import finished_picture, painting_size
 
 VIDEO_SUFFIXES = {".mp4", ".mov", ".webm", ".mkv", ".gif", ".avi", ".m4v"}
@@ -72,7 +72,7 @@ def painted_size(stream, max_side: int, degrees: int) -> tuple[int, int]:
     """The frames' size as painted and encoded: upright, the long side at most max_side (the short at least MIN_SIDE),
     even (H.264's 4:2:0 needs it)."""
     width, height = (stream.height, stream.width) if degrees % 180 else (stream.width, stream.height)
-    scale = max(min(1.0, max_side / max(width, height)), MIN_SIDE / min(width, height))
+    scale = fit_scale(width, height, max_side)
     return max(2, round(width * scale) // 2 * 2), max(2, round(height * scale) // 2 * 2)
 
 
@@ -121,7 +121,6 @@ class Steadier:
             painting = cv2.blendLinear(moved_painting, painting, keep, 1 - keep)
         self.previous = grey, painting
         return np.clip(painting + 0.5, 0, 255).astype(np.uint8)
-
 
     def camera_motion(self, where: np.ndarray) -> np.ndarray:
         """The dense flow replaced by one affine motion (the camera's pan, zoom or tilt, fitted with RANSAC) wherever
